@@ -1,0 +1,69 @@
+# make demo: set up what is missing, then run a busybox container through `ocirt run`.
+# make test: the same set-up, then every test.
+PY       ?= python3
+VENV     := .venv
+OCIRT    := $(VENV)/bin/ocirt
+DEMO     := build/demo
+# What the runtime and its demo need.
+CORE_PKGS := busybox-static libcap-dev libseccomp-dev build-essential pkg-config
+# What the tests run against or beside ocirt.
+TEST_PKGS := runc uidmap iproute2 procps
+
+.PHONY: demo test unit conformance install deps venv bench clean
+
+demo: $(OCIRT) $(DEMO)/config.json
+	cd $(DEMO) && ../../$(OCIRT) run --bundle . ocirt-demo-$$$$
+
+test: $(OCIRT) build/.test-deps
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/conformance
+
+unit: $(OCIRT)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
+
+conformance: $(OCIRT) build/.test-deps
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/conformance
+
+deps: build/.core-deps
+
+build/.core-deps:
+	@mkdir -p build
+	sh tests/install-packages.sh $(CORE_PKGS)
+	@touch $@
+
+build/.test-deps: build/.core-deps
+	sh tests/install-packages.sh $(TEST_PKGS)
+	@touch $@
+
+venv: $(OCIRT)
+
+$(OCIRT): build/.core-deps pyproject.toml setup.py ocirt/_shim/shim.c ocirt/_shim/build.py ocirt/_launcher.py
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/python ocirt/_launcher.py $(OCIRT) $(CURDIR)
+
+# A busybox-static rootfs and a default config that prints something.
+$(DEMO)/config.json: $(OCIRT) build/.core-deps
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin $(DEMO)/rootfs/etc $(DEMO)/rootfs/tmp
+	cp /bin/busybox $(DEMO)/rootfs/bin/busybox
+	$(DEMO)/rootfs/bin/busybox --install -s $(DEMO)/rootfs/bin 2>/dev/null || \
+	  for a in $$($(DEMO)/rootfs/bin/busybox --list); do ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
+	echo 'root:x:0:0:root:/root:/bin/sh' > $(DEMO)/rootfs/etc/passwd
+	echo 'root:x:0:' > $(DEMO)/rootfs/etc/group
+	cd $(DEMO) && ../../$(OCIRT) spec && \
+	  ../../$(VENV)/bin/python -c 'import json; c = json.load(open("config.json")); \
+	    c["process"]["terminal"] = False; \
+	    c["process"]["args"] = ["sh", "-c", "echo Hello from an ocirt container: hostname $$(hostname), pid $$$$, user $$(id -u); cat /proc/self/cgroup | head -3"]; \
+	    json.dump(c, open("config.json", "w"), indent=2)'
+
+# /usr/local/bin/ocirt: its own venv under /usr/local/lib/ocirt, not tied to this checkout.
+install: build/.core-deps
+	$(PY) -m venv /usr/local/lib/ocirt
+	/usr/local/lib/ocirt/bin/pip install -q --disable-pip-version-check .
+	cd / && /usr/local/lib/ocirt/bin/python -m ocirt._launcher /usr/local/bin/ocirt
+	/usr/local/bin/ocirt --version
+
+bench: $(OCIRT) build/.test-deps
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf build $(VENV) ocirt/_shim/_lib*.so ocirt/_shim/_lib.c *.egg-info

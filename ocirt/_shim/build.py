@@ -1,0 +1,37 @@
+"""cffi build script for ocirt's C shim (`ocirt._shim.lib`).
+
+The shim holds the syscalls CPython 3.11 lacks. Every function returns -errno on
+failure (never sets Python errno), so callers turn the result into OSError.
+"""
+import os
+from cffi import FFI
+
+ffibuilder = FFI()
+
+ffibuilder.cdef("""
+    int ocirt_unshare(int flags);
+    int ocirt_setns(int fd, int nstype);
+    int ocirt_pivot_root(const char *new_root, const char *put_old);
+    int ocirt_mount(const char *source, const char *target, const char *fstype,
+                    unsigned long flags, const char *data);
+    int ocirt_umount2(const char *target, int flags);
+    int ocirt_sethostname(const char *name, size_t len);
+    int ocirt_setdomainname(const char *name, size_t len);
+    int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags);
+    int ocirt_openat2(int dirfd, const char *path, unsigned long long flags,
+                      unsigned long long mode, unsigned long long resolve);
+    long ocirt_personality(unsigned long persona);
+    long ocirt_join_session_keyring(const char *name);
+    int ocirt_setgroups(size_t n, const unsigned int *gids);
+    int ocirt_if_up(const char *ifname);
+    int ocirt_prctl(int option, unsigned long a2, unsigned long a3,
+                    unsigned long a4, unsigned long a5);
+""")
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.c")) as f:
+    _source = f.read()
+
+ffibuilder.set_source("ocirt._shim._lib", _source)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,71 @@
+"""process.capabilities: the five sets, through python-prctl and prctl(2)."""
+import _prctl
+
+from . import syscalls as sc
+from .errors import ConfigError
+
+NAMES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+NUMBERS = {n: i for i, n in enumerate(NAMES)}
+SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+
+def last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(NAMES) - 1
+
+
+def parse(caps, where="process.capabilities"):
+    """{set: [numbers]}; unknown names are a config error, names this kernel
+    doesn't know are dropped (as runc does, so one config serves old kernels)."""
+    top = last_cap()
+    out = {}
+    for s in SETS:
+        if s not in (caps or {}):
+            continue
+        nums = []
+        for i, name in enumerate(caps[s] or []):
+            n = NUMBERS.get(name.upper())
+            if n is None:
+                raise ConfigError(f"{where}.{s}[{i}]", f"unknown capability {name!r}")
+            if n <= top:
+                nums.append(n)
+        out[s] = nums
+    return out
+
+
+def drop_bounding(parsed):
+    """Shrink the bounding set; needs CAP_SETPCAP, so it runs before the uid change."""
+    if "bounding" not in parsed:
+        return
+    keep = set(parsed["bounding"])
+    for n in range(last_cap() + 1):
+        if n not in keep:
+            sc.prctl(sc.PR_CAPBSET_DROP, n)
+
+
+def apply(parsed):
+    """Set effective, permitted and inheritable, then raise the ambient ones."""
+
+    allcaps = range(last_cap() + 1)
+    e = set(parsed.get("effective", ()))
+    p = set(parsed.get("permitted", ()))
+    i = set(parsed.get("inheritable", ()))
+    _prctl.set_caps(list(e), list(p), list(i),
+                    [c for c in allcaps if c not in e], [c for c in allcaps if c not in p],
+                    [c for c in allcaps if c not in i])
+    sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+    for c in parsed.get("ambient", ()):
+        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, c)

@@ -1,0 +1,10 @@
+import json
+import sys
+
+from ..features import features
+from .args import Flags
+
+
+def main(g, argv):
+    Flags({}).parse(argv)
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")

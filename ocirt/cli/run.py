@@ -1,0 +1,22 @@
+from ..lifecycle.run import run
+from .args import Flags, need_id
+
+FLAGS = Flags({
+    "bundle": (("b",), str, "."), "pid-file": ((), str, None),
+    "console-socket": ((), str, None), "no-pivot": ((), bool, False),
+    "no-new-keyring": ((), bool, False), "preserve-fds": ((), int, 0),
+    "detach": (("d",), bool, False), "keep": ((), bool, False),
+    "no-subreaper": ((), bool, False), "usage-file": ((), str, None),
+})
+
+
+def main(g, argv):
+    o, pos = FLAGS.parse(argv)
+    on_exit = None
+    if o["usage-file"]:
+        from ..usage import usage_writer
+        on_exit = usage_writer(o["usage-file"], need_id(pos, "run"), g["root"])
+    return run(need_id(pos, "run"), o["bundle"], root=g["root"], detach=o["detach"],
+               keep=o["keep"], pid_file=o["pid-file"], console_socket=o["console-socket"],
+               no_pivot=o["no-pivot"], no_new_keyring=o["no-new-keyring"],
+               preserve_fds=o["preserve-fds"], on_exit=on_exit)

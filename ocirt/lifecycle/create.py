@@ -1,0 +1,141 @@
+"""create: from a bundle to an init parked in the `created` state."""
+import os
+import socket
+
+from .. import config, state as statemod
+from ..errors import ConfigError, OcirtError
+from ..process.launcher import InitContext, spawn
+
+
+def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
+           no_new_keyring=False, preserve_fds=0, rootless=None):
+    """Create container `cid` from `bundle`; return its init's host pid."""
+    root = root or statemod.default_root()
+    c = statemod.Container(root, cid)
+    bundle = os.path.abspath(bundle or ".")
+    cfg = config.load(bundle)
+    if not cfg.get("process"):
+        raise ConfigError("process", "is required to create a container")
+    rootfs = _rootfs(cfg, bundle)
+    proc = cfg["process"]
+    if proc.get("terminal") and not console_socket:
+        raise ConfigError("process.terminal", "a terminal needs --console-socket")
+    if console_socket and not proc.get("terminal"):
+        raise OcirtError("--console-socket given but process.terminal is false")
+    preserve = preserve_fds + _listen_fds()
+    ctx = InitContext(cfg, bundle, rootfs, {
+        "no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
+        "preserve_fds": preserve, "console_socket": console_socket})
+    _prepare_security(ctx)
+    # Everything init will need after pivot_root is imported now, before the fork.
+    from ..process import init  # noqa: F401
+    c.make_dir()
+    cg = listener = None
+    init_pid = None
+    try:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            listener.bind(f"/proc/self/fd/{dirfd}/exec.sock")
+        finally:
+            os.close(dirfd)
+        listener.listen(1)
+        cg = _cgroup(cfg, cid, root)
+        ctx.cgroup = cg
+        c.state = {
+            "ociVersion": statemod.OCI_VERSION, "id": cid, "pid": 0, "bundle": bundle,
+            "rootfs": rootfs, "created": _rfc3339(), "owner": "",
+            "annotations": cfg.get("annotations") or {},
+            "x_cgroup": cg.to_state() if cg else None,
+            "x_hooks": (cfg.get("hooks") or {}).get("poststop") or [],
+            "x_hooks_poststart": (cfg.get("hooks") or {}).get("poststart") or [],
+        }
+        ctx.close_in_child.append(c._lockfd)
+        ctx.state_for_hooks = lambda: _hook_state(c, "creating", init_pid)
+        init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)
+        listener.close()
+        listener = None
+        c.state["pid"] = init_pid
+        c.state["x_init_start"] = statemod.proc_start_time(init_pid)[0]
+        c.save()
+        if pid_file:
+            _write_pid_file(pid_file, init_pid)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        if init_pid:
+            try:
+                os.kill(init_pid, 9)
+            except ProcessLookupError:
+                pass
+        if cg is not None:
+            cg.remove(kill=True)
+        c.remove_dir()
+        raise
+    c.unlock()
+    return init_pid
+
+
+def _rootfs(cfg, bundle):
+    root = cfg.get("root")
+    if not root or not root.get("path"):
+        raise ConfigError("root.path", "is required")
+    path = os.path.join(bundle, root["path"])
+    if not os.path.isdir(path):
+        raise ConfigError("root.path", f"rootfs {path} does not exist or is not a directory")
+    return os.path.realpath(path)
+
+
+def _listen_fds():
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) in (0, os.getpid()):
+            return int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        pass
+    return 0
+
+
+def _prepare_security(ctx):
+    cfg = ctx.cfg
+    linux = cfg.get("linux") or {}
+    from .. import capabilities
+    capabilities.parse((cfg.get("process") or {}).get("capabilities"))
+    if linux.get("seccomp"):
+        from ..seccomp import build_filter
+        ctx.seccomp = build_filter(linux["seccomp"])
+    if cfg.get("hooks"):
+        from ..hooks import Hooks
+        ctx.hooks = Hooks(cfg["hooks"])
+    if (cfg.get("process") or {}).get("terminal"):
+        from .. import terminal  # noqa: F401
+
+
+def _cgroup(cfg, cid, root):
+    from .. import cgroups
+    return cgroups.setup(cfg, cid)
+
+
+def _hook_state(c, status, pid):
+    st = {"ociVersion": statemod.OCI_VERSION, "id": c.id, "status": status,
+          "bundle": c.state["bundle"]}
+    if pid:
+        st["pid"] = pid
+    if c.state.get("annotations"):
+        st["annotations"] = c.state["annotations"]
+    return st
+
+
+def _write_pid_file(path, pid):
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _rfc3339():
+    from ..log import _now
+    return _now()

@@ -1,0 +1,58 @@
+"""kill: signal the container's init (or, with all, every process in its cgroup)."""
+import os
+import signal as _signal
+
+from .. import state as statemod
+from ..errors import OcirtError
+
+
+def parse_signal(sig):
+    """A signal given as a number, NAME or SIGNAME (runc accepts all three)."""
+    if isinstance(sig, int):
+        num = sig
+    else:
+        s = str(sig).strip()
+        if s.isdigit():
+            num = int(s)
+        else:
+            name = s.upper()
+            if not name.startswith("SIG"):
+                name = "SIG" + name
+            num = getattr(_signal, name, None)
+            if not isinstance(num, int) or name.startswith("SIG_"):
+                raise OcirtError(f"unknown signal {sig!r}")
+            num = int(num)
+    if not 0 < num <= 64:
+        raise OcirtError(f"invalid signal {sig!r}")
+    return num
+
+
+def kill(cid, sig=_signal.SIGTERM, all_processes=False, root=None):
+    num = parse_signal(sig)
+    c = statemod.Container(root or statemod.default_root(), cid)
+    c.load()
+    status = c.status()
+    if status == "stopped":
+        raise OcirtError(f"container {cid}: container not running")
+    if all_processes and c.state.get("x_cgroup"):
+        from ..cgroups import signal_all
+        signal_all(c.state["x_cgroup"], num)
+        return
+    signal_init(c.state, num)
+
+
+def signal_init(st, num):
+    """Signal init through a pidfd checked against its start time, so a recycled
+    pid can never be hit."""
+    try:
+        fd = os.pidfd_open(st["pid"])
+    except ProcessLookupError:
+        raise OcirtError(f"container {st['id']}: no such process") from None
+    try:
+        if not statemod.process_alive(st["pid"], st.get("x_init_start")):
+            raise OcirtError(f"container {st['id']}: container not running")
+        _signal.pidfd_send_signal(fd, num)
+    except ProcessLookupError:
+        raise OcirtError(f"container {st['id']}: no such process") from None
+    finally:
+        os.close(fd)

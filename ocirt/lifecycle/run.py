@@ -1,0 +1,62 @@
+"""run: create + start, and in the foreground wait for the process and return
+its exit status (128+N when killed by signal N), deleting the container after."""
+import os
+import signal
+
+from .. import syscalls as sc
+from .create import create
+from .delete import delete
+from .start import start
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
+        console_socket=None, no_pivot=False, no_new_keyring=False, preserve_fds=0,
+        on_exit=None):
+    if not detach:
+        # init's parent (the intermediate) exits; as subreaper we inherit init and wait for it.
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    pid = create(cid, bundle, root=root, pid_file=pid_file, console_socket=console_socket,
+                 no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+    try:
+        start(cid, root=root)
+    except BaseException:
+        delete(cid, force=True, root=root)
+        raise
+    if detach:
+        return 0
+    old = {}
+    for s in _FORWARDED:
+        old[s] = signal.signal(s, lambda num, _f: _forward(pid, num))
+    try:
+        status = _wait_for(pid)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if on_exit is not None:
+        on_exit(status)
+    if not keep:
+        delete(cid, force=True, root=root)
+    return status
+
+
+def _forward(pid, num):
+    try:
+        os.kill(pid, num)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_for(pid):
+    """Reap children until `pid` exits (other orphans may reach us as subreaper)."""
+    while True:
+        try:
+            got, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if got == pid:
+            if os.WIFSIGNALED(st):
+                return 128 + os.WTERMSIG(st)
+            return os.WEXITSTATUS(st)

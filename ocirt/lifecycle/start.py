@@ -1,0 +1,33 @@
+"""start: release the init parked by `create`; it execs the container's process."""
+import os
+import socket
+
+from .. import state as statemod
+from ..errors import OcirtError, WrongState
+
+
+def start(cid, root=None):
+    c = statemod.Container(root or statemod.default_root(), cid).lock()
+    try:
+        c.load()
+        status = c.status()
+        if status != "created":
+            raise WrongState(f"cannot start container {cid}: it is {status}, not created")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            s.connect(f"/proc/self/fd/{dirfd}/exec.sock")
+            os.unlink("exec.sock", dir_fd=dirfd)
+        finally:
+            os.close(dirfd)
+        # init closes this connection by exec'ing (close-on-exec) or writes an error
+        err = s.recv(4096)
+        s.close()
+        if err:
+            raise OcirtError(f"container {cid}: {err.decode(errors='replace')}")
+        hooks = c.state.get("x_hooks_poststart")
+        if hooks:
+            from ..hooks import run_list_warn
+            run_list_warn(hooks, "poststart", c.oci_state())
+    finally:
+        c.unlock()

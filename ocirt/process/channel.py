@@ -1,0 +1,50 @@
+"""The message channel between the `create` process, the intermediate and init.
+
+A SOCK_SEQPACKET socketpair: each message is one JSON object with a "type".
+Types: go, userns, maps-done, init-pid, hook, hook-done, ready, error.
+"""
+import json
+import socket
+
+
+class Channel:
+    def __init__(self, sock):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, type_, **fields):
+        fields["type"] = type_
+        self.sock.send(json.dumps(fields).encode())
+
+    def recv(self):
+        """The next message, or None when every peer has closed its end."""
+        data = self.sock.recv(65536)
+        if not data:
+            return None
+        return json.loads(data)
+
+    def expect(self, type_):
+        msg = self.recv()
+        if msg is None:
+            raise EOFError("peer closed the channel")
+        if msg["type"] == "error":
+            raise ChildError(msg)
+        if msg["type"] != type_:
+            raise EOFError(f"expected {type_}, got {msg['type']}")
+        return msg
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+
+
+class ChildError(Exception):
+    def __init__(self, msg):
+        self.msg = msg
+        super().__init__(msg.get("message", "init failed"))

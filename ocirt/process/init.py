@@ -1,0 +1,298 @@
+"""The container's init: pid 1 of the new namespaces, set up top to bottom, then
+parked until `start` and replaced by the container's process with execve.
+
+Runs after the fork in the intermediate; it must not import anything lazily
+after pivot_root (the host's files are gone), so every module it uses is
+imported by `prepare()` in the create process, before the fork.
+"""
+import os
+import resource
+import signal
+import socket
+
+from .. import capabilities, syscalls as sc
+from ..config import NAMESPACES
+from ..errors import ConfigError, OcirtError
+from ..rootfs import devices, mounts
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+class Step(Exception):
+    """An init failure, with the config field at fault when there is one."""
+
+
+def run_init(ctx, chan, exec_listener):
+    """The whole init sequence. Never returns: execs or raises."""
+    cfg = ctx.cfg
+    proc = cfg.get("process") or {}
+    linux = cfg.get("linux") or {}
+    new_ns = {t for t, p in ctx.namespaces if p is None}
+
+    # Nothing in the container may open /proc/<init>/exe or ptrace us before execve.
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    os.setsid()
+
+    # --- process attributes that need no filesystem
+    for i, rl in enumerate(proc.get("rlimits") or []):
+        try:
+            resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"process.rlimits[{i}]", f"cannot set {rl['type']} to "
+                              f"soft={rl['soft']} hard={rl['hard']}: "
+                              f"{getattr(e, 'strerror', None) or e}"
+                              " (raising a hard limit needs CAP_SYS_RESOURCE)") from None
+        except KeyError:
+            raise ConfigError(f"process.rlimits[{i}].type",
+                              f"unknown rlimit {rl['type']!r}") from None
+    if "oomScoreAdj" in proc:
+        _write("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
+    if "personality" in linux:
+        dom = linux["personality"].get("domain", "LINUX")
+        if dom not in PERSONALITY:
+            raise ConfigError("linux.personality.domain", f"unknown domain {dom!r}")
+        sc.personality(PERSONALITY[dom])
+    if not ctx.no_new_keyring:
+        try:
+            sc.join_session_keyring(None)
+        except OSError:
+            pass  # keyrings may be unavailable (e.g. in some user namespaces); runc ignores it too
+    if "uts" in new_ns:
+        if cfg.get("hostname"):
+            sc.sethostname(cfg["hostname"])
+        if cfg.get("domainname"):
+            sc.setdomainname(cfg["domainname"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        _write("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
+    if "network" in new_ns:
+        sc.if_up("lo")
+
+    # --- the root filesystem
+    if "mount" in new_ns or any(t == "mount" for t, _ in ctx.namespaces):
+        prepare_rootfs(ctx)
+    chan.send("hooks", phase="createRuntime")
+    chan.expect("hooks-done")
+    ctx.run_hooks("createContainer")
+    enter_rootfs(ctx)
+    finish_rootfs(ctx)
+
+    # --- terminal
+    if proc.get("terminal"):
+        ctx.setup_terminal()
+
+    # --- identity: bounding set, uid/gid, capabilities
+    user = proc.get("user") or {}
+    caps = capabilities.parse(proc.get("capabilities"))
+    capabilities.drop_bounding(caps)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    gids = list(user.get("additionalGids") or [])
+    if "user" not in new_ns or not ctx.setgroups_denied:
+        sc.setgroups(gids)
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    try:
+        os.setresgid(gid, gid, gid)
+    except OSError as e:
+        raise ConfigError("process.user.gid", f"cannot become gid {gid}: {e.strerror}") from None
+    try:
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise ConfigError("process.user.uid", f"cannot become uid {uid}: {e.strerror}") from None
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    if "umask" in user:
+        os.umask(user["umask"])
+    else:
+        os.umask(0o022)
+    cwd = proc.get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise ConfigError("process.cwd", f"cannot enter {cwd}: {e.strerror}") from None
+    env = _environ(proc)
+    argv0 = resolve_exe(proc["args"][0], env)
+
+    # --- seccomp before dropping CAP_SYS_ADMIN unless no_new_privs lets us load it last
+    nnp = proc.get("noNewPrivileges", False)
+    if ctx.seccomp is not None and not nnp:
+        ctx.seccomp.load()
+    capabilities.apply(caps)
+    if nnp:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if ctx.seccomp is not None:
+            ctx.seccomp.load()
+
+    # --- no host fd may reach the container: only stdio and preserved fds survive exec
+    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    for fd in range(3, 3 + ctx.preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+    chan.send("ready")
+    chan.close()
+    conn, _ = exec_listener.accept()  # blocks until `ocirt start`
+    exec_listener.close()
+    try:
+        ctx.run_hooks("startContainer")
+        os.execve(argv0, proc["args"], env)
+    except OSError as e:
+        conn.send(f"exec {proc['args'][0]}: {e.strerror}".encode())
+    except OcirtError as e:
+        conn.send(str(e).encode())
+    os._exit(127)
+
+
+def _write(path, value, where):
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise ConfigError(where, f"cannot write {value!r} to {path}: {e.strerror}") from None
+
+
+def _environ(proc):
+    env = {}
+    for item in proc.get("env") or []:
+        k, sep, v = item.partition("=")
+        if sep:
+            env[k] = v
+    if "HOME" not in env:
+        env["HOME"] = "/"  # runc sets HOME from /etc/passwd or /; keep it simple
+    return env
+
+
+def resolve_exe(name, env):
+    """args[0] through the container's PATH, as runc does, so errors name it."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and os.access(c, os.X_OK):
+            return c
+    if "/" in name:
+        raise ConfigError("process.args[0]", f"exec: {name!r}: no such executable file")
+    raise ConfigError("process.args[0]", f"exec: {name!r}: executable file not found in $PATH")
+
+
+# --- rootfs ------------------------------------------------------------------
+
+def prepare_rootfs(ctx):
+    """Mounts in the new mount namespace, before pivot_root."""
+    cfg = ctx.cfg
+    linux = cfg.get("linux") or {}
+    rootfs = ctx.rootfs
+    # No mount event may propagate back to the host.
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE, None)
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, m in enumerate(cfg.get("mounts") or []):
+            mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup)
+        if devices.needs_dev_setup(cfg):
+            devices.create_devices(rootfd, cfg, bind_from_host="user" in ctx.new_ns)
+            devices.create_links(rootfd)
+            devices.setup_ptmx(rootfd)
+        elif linux.get("devices"):
+            devices.create_devices(rootfd, {"linux": {"devices": linux["devices"]}},
+                                   bind_from_host="user" in ctx.new_ns)
+    finally:
+        os.close(rootfd)
+
+
+def enter_rootfs(ctx):
+    os.chdir(ctx.rootfs)
+    if ctx.no_pivot:
+        sc.mount(ctx.rootfs, "/", None, sc.MS_MOVE, None)
+        os.chroot(".")
+    else:
+        # pivot_root(".", ".") stacks the old root on top of the new one; the old
+        # root is then made a slave (so unmounting it reaches no host mount) and detached.
+        sc.pivot_root(".", ".")
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
+        sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def finish_rootfs(ctx):
+    cfg = ctx.cfg
+    linux = cfg.get("linux") or {}
+    prop = linux.get("rootfsPropagation")
+    if prop:
+        if prop not in mounts.PROPAGATION:
+            raise ConfigError("linux.rootfsPropagation", f"unknown propagation {prop!r}")
+        sc.mount(None, "/", None, mounts.PROPAGATION[prop], None)
+    if (cfg.get("root") or {}).get("readonly"):
+        mounts.remount_bind("/", sc.MS_RDONLY)
+    for i, path in enumerate(linux.get("maskedPaths") or []):
+        mask_path(path, f"linux.maskedPaths[{i}]")
+    for i, path in enumerate(linux.get("readonlyPaths") or []):
+        readonly_path(path, f"linux.readonlyPaths[{i}]")
+
+
+def _open_nofollow(path):
+    return sc.openat2(-100, path, os.O_PATH | os.O_CLOEXEC, 0,
+                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS | sc.RESOLVE_NO_SYMLINKS)
+
+
+def mask_path(path, where):
+    try:
+        fd = _open_nofollow(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as e:
+        if e.errno == 40:  # ELOOP: a symlink; masking it would follow it
+            return
+        raise ConfigError(where, f"cannot open {path}: {e.strerror}") from None
+    try:
+        target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        if os.path.isdir(target):
+            sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)
+        else:
+            null = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                st = os.fstat(null)
+                # /dev/null could have been replaced by something else: check it
+                if (st.st_mode & 0o170000) != 0o020000 or st.st_rdev != os.makedev(1, 3):
+                    raise ConfigError(where, "/dev/null in the container is not the null device")
+                sc.mount(f"/proc/self/fd/{null}", target, None, sc.MS_BIND, None)
+            finally:
+                os.close(null)
+    except OSError as e:
+        raise ConfigError(where, f"cannot mask {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def readonly_path(path, where):
+    try:
+        fd = _open_nofollow(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as e:
+        raise ConfigError(where, f"cannot open {path}: {e.strerror}") from None
+    try:
+        target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC, None)
+        os.close(fd)
+        fd = _open_nofollow(path)
+        target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        mounts.remount_bind(target, sc.MS_RDONLY)
+    except OSError as e:
+        raise ConfigError(where, f"cannot make {path} read-only: {e.strerror}") from None
+    finally:
+        os.close(fd)

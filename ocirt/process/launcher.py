@@ -1,0 +1,212 @@
+"""The create process's side of the process chain.
+
+create (this process)
+  └─ intermediate: joins namespaces by path, unshares new ones (user first, the
+     parent writing its id maps), forks init, reports init's pid, exits
+       └─ init: pid 1 of the new pid namespace (process/init.py)
+
+The intermediate is placed in the container's cgroup before it unshares or forks,
+so init and everything it starts are accounted from the first byte.
+"""
+import os
+import signal
+import socket
+import sys
+
+from .. import syscalls as sc
+from ..config import NAMESPACES
+from ..errors import OcirtError
+from .channel import Channel, ChildError
+
+
+class InitContext:
+    """Everything init needs, resolved before the fork."""
+
+    def __init__(self, cfg, bundle, rootfs, opts):
+        self.cfg = cfg
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.namespaces = [(n["type"], n.get("path") or None)
+                           for n in (cfg.get("linux") or {}).get("namespaces") or []]
+        self.new_ns = {t for t, p in self.namespaces if p is None}
+        self.no_pivot = opts.get("no_pivot", False)
+        self.no_new_keyring = opts.get("no_new_keyring", False)
+        self.preserve_fds = opts.get("preserve_fds", 0)
+        self.console_socket = opts.get("console_socket")
+        self.seccomp = None
+        self.setgroups_denied = False
+        self.hooks = None
+        self.cgroup = None
+        self.state_for_hooks = None
+        self.close_in_child = []  # fds of the create process init must not keep (locks)
+
+    def run_hooks(self, phase):
+        if self.hooks is not None:
+            self.hooks.run(phase, self.state_for_hooks())
+
+    def mount_cgroup(self, target, opts, where):
+        from ..cgroups import mount_in_container
+        mount_in_container(target, opts, where, self.cgroup)
+
+    def setup_terminal(self):
+        from ..terminal import setup_console
+        setup_console(self)
+
+
+def spawn(ctx, exec_listener, on_intermediate=None):
+    """Start the chain; return init's host pid once init is ready and parked.
+
+    `on_intermediate(pid)` runs before the intermediate may proceed (cgroup placement).
+    """
+    parent, child = Channel.pair()
+    # The intermediate and init must not be killed by the caller's job-control signals
+    # between fork and exec; they keep default dispositions otherwise.
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        for fd in ctx.close_in_child:
+            os.close(fd)
+        code = 1
+        try:
+            _intermediate(ctx, child, exec_listener)
+            code = 0
+        except ChildError:
+            pass
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, never printed here
+            _report(child, e)
+        finally:
+            os._exit(code)
+    child.close()
+    init_pid = None
+    try:
+        if on_intermediate is not None:
+            on_intermediate(pid)
+        parent.send("go")
+        while True:
+            msg = parent.recv()
+            if msg is None:
+                raise OcirtError("container init exited before it was ready")
+            kind = msg["type"]
+            if kind == "userns":
+                _write_id_maps(ctx, pid)
+                parent.send("maps-done")
+            elif kind == "init-pid":
+                init_pid = msg["pid"]
+                _reap(pid)
+                pid = None
+            elif kind == "hooks":
+                if ctx.hooks is not None:
+                    ctx.hooks.run("prestart", ctx.state_for_hooks())
+                    ctx.hooks.run(msg["phase"], ctx.state_for_hooks())
+                parent.send("hooks-done")
+            elif kind == "ready":
+                return init_pid
+            elif kind == "error":
+                raise OcirtError(msg["message"])
+    except BaseException:
+        for p in (pid, init_pid):
+            if p:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if pid:
+            _reap(pid)
+        if init_pid:
+            _reap(init_pid)
+        raise
+    finally:
+        parent.close()
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # init is reaped by whoever it was reparented to
+
+
+def _report(chan, e):
+    try:
+        from ..errors import OcirtError as _E
+        msg = str(e) if isinstance(e, _E) else f"{type(e).__name__}: {e}"
+        if isinstance(e, OSError) and not isinstance(e, _E):
+            msg = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        chan.send("error", message=msg)
+    except Exception:  # noqa: BLE001 - the parent sees EOF instead
+        pass
+
+
+def _intermediate(ctx, chan, exec_listener):
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    chan.expect("go")
+    joined = [(t, p) for t, p in ctx.namespaces if p is not None]
+    # A user namespace is joined first: it decides what the other setns calls may do.
+    joined.sort(key=lambda tp: (tp[0] != "user", tp[0] == "mount"))
+    for t, p in joined:
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(fd, NAMESPACES[t][0])
+        except OSError as e:
+            raise OcirtError(f"linux.namespaces: cannot join {t} namespace {p}: {e.strerror}")
+        finally:
+            os.close(fd)
+    if "user" in ctx.new_ns:
+        sc.unshare(sc.CLONE_NEWUSER)
+        chan.send("userns")
+        chan.expect("maps-done")
+        os.setresgid(0, 0, 0) if _mapped(0) else None
+        os.setresuid(0, 0, 0) if _mapped(0) else None
+    flags = 0
+    for t in ctx.new_ns:
+        if t != "user":
+            flags |= NAMESPACES[t][0]
+    if flags:
+        try:
+            sc.unshare(flags)
+        except OSError as e:
+            raise OcirtError(f"linux.namespaces: cannot create namespaces "
+                             f"{sorted(ctx.new_ns - {'user'})}: {e.strerror}")
+    offsets = (ctx.cfg.get("linux") or {}).get("timeOffsets")
+    if offsets and "time" in ctx.new_ns:
+        _write_time_offsets(offsets)
+    pid = os.fork()
+    if pid == 0:
+        from .init import run_init
+        try:
+            run_init(ctx, chan, exec_listener)
+        except BaseException as e:  # noqa: BLE001
+            _report(chan, e)
+        os._exit(1)
+    chan.send("init-pid", pid=pid)
+
+
+def _mapped(uid):
+    try:
+        with open("/proc/self/uid_map") as f:
+            for line in f:
+                inside, _, count = (int(x) for x in line.split())
+                if inside <= uid < inside + count:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def _write_time_offsets(offsets):
+    lines = []
+    for clock, key in (("monotonic", "monotonic"), ("boottime", "boottime")):
+        if clock in offsets:
+            o = offsets[clock]
+            lines.append(f"{key} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n")
+    fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        for line in lines:
+            os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def _write_id_maps(ctx, pid):
+    from ..userns import write_maps
+    ctx.setgroups_denied = write_maps(ctx.cfg, pid)

@@ -1,0 +1,198 @@
+"""config.json `mounts`: option translation and mounting inside the rootfs.
+
+Destinations are resolved with openat2(RESOLVE_IN_ROOT) against the rootfs and the
+mount is made onto /proc/self/fd/N of the resolved O_PATH fd, so a symlink in the
+rootfs (even one swapped in during set-up) can't point a mount outside it.
+"""
+import os
+
+from .. import syscalls as sc
+from ..errors import ConfigError
+
+# option -> (flags to set, flags to clear)
+_FLAGS = {
+    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY),
+    "nosuid": (sc.MS_NOSUID, 0), "suid": (0, sc.MS_NOSUID),
+    "nodev": (sc.MS_NODEV, 0), "dev": (0, sc.MS_NODEV),
+    "noexec": (sc.MS_NOEXEC, 0), "exec": (0, sc.MS_NOEXEC),
+    "sync": (sc.MS_SYNCHRONOUS, 0), "async": (0, sc.MS_SYNCHRONOUS),
+    "dirsync": (sc.MS_DIRSYNC, 0),
+    "remount": (sc.MS_REMOUNT, 0),
+    "mand": (sc.MS_MANDLOCK, 0), "nomand": (0, sc.MS_MANDLOCK),
+    "noatime": (sc.MS_NOATIME, 0), "atime": (0, sc.MS_NOATIME),
+    "nodiratime": (sc.MS_NODIRATIME, 0), "diratime": (0, sc.MS_NODIRATIME),
+    "relatime": (sc.MS_RELATIME, 0), "norelatime": (0, sc.MS_RELATIME),
+    "strictatime": (sc.MS_STRICTATIME, 0), "nostrictatime": (0, sc.MS_STRICTATIME),
+    "lazytime": (sc.MS_LAZYTIME, 0), "nolazytime": (0, sc.MS_LAZYTIME),
+    "nosymfollow": (sc.MS_NOSYMFOLLOW, 0), "symfollow": (0, sc.MS_NOSYMFOLLOW),
+    "silent": (sc.MS_SILENT, 0), "loud": (0, sc.MS_SILENT),
+    "bind": (sc.MS_BIND, 0), "rbind": (sc.MS_BIND | sc.MS_REC, 0),
+}
+PROPAGATION = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+_UNSUPPORTED = {"idmap", "ridmap"}
+# Flags that only a remount can change on a bind mount.
+_BIND_ATTRS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME
+               | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
+
+
+class MountOptions:
+    __slots__ = ("flags", "propagation", "data")
+
+    def __init__(self, flags, propagation, data):
+        self.flags, self.propagation, self.data = flags, propagation, data
+
+    @property
+    def is_bind(self):
+        return bool(self.flags & sc.MS_BIND)
+
+
+def parse_options(options, where="mounts"):
+    flags = 0
+    prop = []
+    data = []
+    for i, opt in enumerate(options or []):
+        if opt in _FLAGS:
+            s, c = _FLAGS[opt]
+            flags = (flags | s) & ~c
+        elif opt in PROPAGATION:
+            prop.append(PROPAGATION[opt])
+        elif opt in _UNSUPPORTED:
+            raise ConfigError(f"{where}.options[{i}]", f"{opt!r} mounts are not supported")
+        elif opt == "tmpcopyup" or opt.startswith("x-"):
+            pass  # userspace-only options
+        else:
+            data.append(opt)
+    return MountOptions(flags, prop, ",".join(data))
+
+
+def mount_type(m):
+    t = m.get("type") or ""
+    if t == "bind":  # some engines write the type instead of an option
+        return ""
+    return t
+
+
+def is_bind(m):
+    return parse_options(m.get("options")).is_bind or m.get("type") == "bind"
+
+
+# --- resolving inside the rootfs ---------------------------------------------
+
+def _fd_path(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+def open_in_root(rootfd, path, flags=os.O_PATH):
+    """O_PATH fd of `path` resolved as if rootfd were /; symlinks stay inside."""
+    return sc.openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0,
+                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+
+
+def make_in_root(rootfd, path, is_dir=True, mode=0o755):
+    """Create `path` (and its parents) inside the rootfs; return an O_PATH fd to it."""
+    try:
+        return open_in_root(rootfd, path)
+    except FileNotFoundError:
+        pass
+    parts = [p for p in path.split("/") if p and p != "."]
+    cur = os.dup(rootfd)
+    try:
+        done = ""
+        for n, part in enumerate(parts):
+            done += "/" + part
+            last = n == len(parts) - 1
+            try:
+                nxt = open_in_root(rootfd, done)
+            except FileNotFoundError:
+                if part == "..":
+                    raise
+                if last and not is_dir:
+                    os.close(os.open(part, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644,
+                                     dir_fd=cur))
+                else:
+                    os.mkdir(part, mode, dir_fd=cur)
+                nxt = open_in_root(rootfd, done)
+            os.close(cur)
+            cur = nxt
+        return cur
+    except BaseException:
+        os.close(cur)
+        raise
+
+
+# --- mounting -----------------------------------------------------------------
+
+def do_mount(rootfd, m, index, bundle, cgroup_mounter=None):
+    where = f"mounts[{index}]"
+    dest = m["destination"]
+    if not dest.startswith("/"):
+        dest = "/" + dest
+    opts = parse_options(m.get("options"), where)
+    if m.get("type") == "bind":
+        opts.flags |= sc.MS_BIND
+    fstype = mount_type(m)
+    source = m.get("source") or fstype or "none"
+    if opts.is_bind:
+        if not source.startswith("/"):
+            source = os.path.join(bundle, source)
+        try:
+            src_is_dir = os.path.isdir(source)
+            if not os.path.exists(source):
+                raise FileNotFoundError
+        except FileNotFoundError:
+            raise ConfigError(f"{where}.source", f"{source} does not exist") from None
+    else:
+        src_is_dir = True
+    try:
+        destfd = make_in_root(rootfd, dest, is_dir=src_is_dir)
+    except OSError as e:
+        raise ConfigError(f"{where}.destination", f"cannot create {dest} in the rootfs: "
+                          f"{e.strerror}") from None
+    target = _fd_path(destfd)
+    try:
+        if fstype == "cgroup" and cgroup_mounter is not None:
+            cgroup_mounter(target, opts, where)
+        elif opts.is_bind:
+            sc.mount(source, target, None, opts.flags & (sc.MS_BIND | sc.MS_REC), None)
+            attrs = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if attrs:
+                # the fd now names the mount point below the new bind mount: reopen it
+                os.close(destfd)
+                destfd = open_in_root(rootfd, dest)
+                remount_bind(_fd_path(destfd), attrs)
+        else:
+            sc.mount(source, target, fstype, opts.flags & ~sc.MS_REMOUNT, opts.data or None)
+        if opts.propagation:
+            os.close(destfd)
+            destfd = open_in_root(rootfd, dest)
+            for p in opts.propagation:
+                sc.mount(None, _fd_path(destfd), None, p, None)
+    except OSError as e:
+        raise ConfigError(where, f"mounting {source} on {dest}"
+                          f"{' (' + fstype + ')' if fstype else ''}: {e.strerror}") from None
+    finally:
+        os.close(destfd)
+
+
+def remount_bind(target, attrs):
+    """Apply mount flags to a bind mount, keeping the flags the kernel locked."""
+    flags = sc.MS_REMOUNT | sc.MS_BIND | attrs
+    try:
+        sc.mount(None, target, None, flags, None)
+    except PermissionError:
+        # In a user namespace, nodev/nosuid/noexec/atime flags inherited from a
+        # mount owned by a more privileged namespace are locked and must be kept.
+        st = os.statvfs(target)
+        locked = 0
+        for bit, mflag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
+                           (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
+                           (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+                           (os.ST_RELATIME, sc.MS_RELATIME), (os.ST_RDONLY, sc.MS_RDONLY)):
+            if st.f_flag & bit:
+                locked |= mflag
+        sc.mount(None, target, None, flags | locked, None)

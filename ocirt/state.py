@@ -1,0 +1,151 @@
+"""Container state on disk: one directory per id under the root.
+
+<root>/<id>/state.json   the OCI state plus what ocirt needs later (atomic writes)
+<root>/<id>/exec.sock    exists while the init waits for `start` (status created)
+The directory itself is the per-container lock (flock).
+"""
+import fcntl
+import json
+import os
+
+from .errors import ContainerNotFound, OcirtError
+
+OCI_VERSION = "1.2.0"
+_ID_MAX = 1024
+
+
+def default_root():
+    uid = os.geteuid()
+    if uid != 0:
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        if xdg:
+            return os.path.join(xdg, "ocirt")
+    return f"/run/user/{uid}/ocirt"
+
+
+def check_id(cid):
+    if not cid:
+        raise OcirtError("container id cannot be empty")
+    if (len(cid) > _ID_MAX or cid in (".", "..") or "/" in cid
+            or any(c < " " or c == "\x7f" for c in cid)):
+        raise OcirtError(f"invalid container id {cid!r}: use letters, digits and ._-+ only"
+                         f" (at most {_ID_MAX} characters)")
+    return cid
+
+
+class Container:
+    """A handle on one container's state directory."""
+
+    def __init__(self, root, cid):
+        self.root = root
+        self.id = check_id(cid)
+        self.dir = os.path.join(root, cid)
+        self._lockfd = None
+        self.state = None
+
+    # --- creation and locking
+    def make_dir(self):
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.dir, 0o711)
+        except FileExistsError:
+            raise OcirtError(f"container with id {self.id} already exists") from None
+        self.lock()
+
+    def lock(self):
+        try:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lockfd = fd
+        return self
+
+    def unlock(self):
+        if self._lockfd is not None:
+            os.close(self._lockfd)
+            self._lockfd = None
+
+    # --- state.json
+    def load(self):
+        try:
+            with open(os.path.join(self.dir, "state.json"), "rb") as f:
+                self.state = json.loads(f.read())
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        except ValueError:
+            raise OcirtError(f"container {self.id}: state.json is corrupt") from None
+        return self.state
+
+    def save(self):
+        path = os.path.join(self.dir, "state.json")
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(self.state).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+
+    def remove_dir(self):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.unlock()
+
+    # --- status, derived from the live process
+    def status(self):
+        st = self.state
+        pid = st.get("pid", 0)
+        if not pid or not process_alive(pid, st.get("x_init_start")):
+            return "stopped"
+        if os.path.exists(os.path.join(self.dir, "exec.sock")):
+            return "created"
+        cg = st.get("x_cgroup")
+        if cg:
+            from .cgroups import is_frozen
+            if is_frozen(cg):
+                return "paused"
+        return "running"
+
+    def oci_state(self):
+        st = self.state
+        status = self.status()
+        out = {
+            "ociVersion": st["ociVersion"],
+            "id": self.id,
+            "status": status,
+            "pid": st["pid"] if status != "stopped" else 0,
+            "bundle": st["bundle"],
+            "rootfs": st["rootfs"],
+            "created": st["created"],
+            "owner": st.get("owner", ""),
+        }
+        if st.get("annotations"):
+            out["annotations"] = st["annotations"]
+        return out
+
+
+def proc_start_time(pid):
+    """The start time of `pid` (field 22 of /proc/pid/stat) and its state letter."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None, None
+    rest = data[data.rindex(b")") + 2:].split()
+    return int(rest[19]), rest[0].decode()
+
+
+def process_alive(pid, start_time):
+    t, letter = proc_start_time(pid)
+    if t is None or letter in ("Z", "X"):
+        return False
+    return start_time is None or t == start_time
+
+
+def list_ids(root):
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,166 @@
+"""The syscall seam: the only caller of the cffi shim.
+
+Code elsewhere calls the module-level functions (``syscalls.mount(...)``);
+unit tests swap the implementation with ``syscalls.use(fake)`` and get a record
+of every call instead of touching the kernel.
+"""
+import os
+
+# Namespace flags (linux/sched.h)
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+
+MNT_DETACH = 0x2
+
+# openat2 resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+class Real:
+    """Calls into the shim; loaded on first use."""
+
+    def __init__(self):
+        from ocirt._shim._lib import ffi, lib
+        self.ffi, self.lib = ffi, lib
+
+    @staticmethod
+    def _check(rc, what, path=None):
+        if rc < 0:
+            err = -rc
+            if path is not None:
+                raise OSError(err, f"{what}: {os.strerror(err)}", path)
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+        return rc
+
+    def unshare(self, flags):
+        return self._check(self.lib.ocirt_unshare(flags), "unshare")
+
+    def setns(self, fd, nstype):
+        return self._check(self.lib.ocirt_setns(fd, nstype), "setns")
+
+    def pivot_root(self, new_root, put_old):
+        return self._check(self.lib.ocirt_pivot_root(new_root.encode(), put_old.encode()),
+                           "pivot_root", new_root)
+
+    def mount(self, source, target, fstype, flags, data):
+        n = self.ffi.NULL
+        rc = self.lib.ocirt_mount(source.encode() if source else n, target.encode(),
+                                  fstype.encode() if fstype else n, flags,
+                                  data.encode() if data else n)
+        return self._check(rc, "mount", target)
+
+    def umount2(self, target, flags):
+        return self._check(self.lib.ocirt_umount2(target.encode(), flags), "umount", target)
+
+    def sethostname(self, name):
+        b = name.encode()
+        return self._check(self.lib.ocirt_sethostname(b, len(b)), "sethostname")
+
+    def setdomainname(self, name):
+        b = name.encode()
+        return self._check(self.lib.ocirt_setdomainname(b, len(b)), "setdomainname")
+
+    def close_range(self, first, last, flags):
+        return self._check(self.lib.ocirt_close_range(first, last, flags), "close_range")
+
+    def openat2(self, dirfd, path, flags, mode, resolve):
+        return self._check(self.lib.ocirt_openat2(dirfd, path.encode(), flags, mode, resolve),
+                           "open", path)
+
+    def personality(self, persona):
+        return self._check(self.lib.ocirt_personality(persona), "personality")
+
+    def join_session_keyring(self, name):
+        return self._check(self.lib.ocirt_join_session_keyring(
+            name.encode() if name else self.ffi.NULL), "keyctl(JOIN_SESSION_KEYRING)")
+
+    def setgroups(self, gids):
+        arr = self.ffi.new("unsigned int[]", list(gids) or [0])
+        return self._check(self.lib.ocirt_setgroups(len(gids), arr), "setgroups")
+
+    def if_up(self, name):
+        return self._check(self.lib.ocirt_if_up(name.encode()), f"bring up {name}")
+
+    def prctl(self, option, a2=0, a3=0, a4=0, a5=0):
+        return self._check(self.lib.ocirt_prctl(option, a2, a3, a4, a5), "prctl")
+
+
+_impl = None
+
+
+def use(impl):
+    """Swap the implementation (tests); returns the previous one."""
+    global _impl
+    old, _impl = _impl, impl
+    return old
+
+
+def impl():
+    global _impl
+    if _impl is None:
+        _impl = Real()
+    return _impl
+
+
+def unshare(flags): return impl().unshare(flags)
+def setns(fd, nstype): return impl().setns(fd, nstype)
+def pivot_root(new_root, put_old): return impl().pivot_root(new_root, put_old)
+def mount(source, target, fstype=None, flags=0, data=None):
+    return impl().mount(source, target, fstype, flags, data)
+def umount2(target, flags=0): return impl().umount2(target, flags)
+def sethostname(name): return impl().sethostname(name)
+def setdomainname(name): return impl().setdomainname(name)
+def close_range(first, last, flags=0): return impl().close_range(first, last, flags)
+def openat2(dirfd, path, flags, mode=0, resolve=0):
+    return impl().openat2(dirfd, path, flags, mode, resolve)
+def personality(persona): return impl().personality(persona)
+def join_session_keyring(name=None): return impl().join_session_keyring(name)
+def setgroups(gids): return impl().setgroups(gids)
+def if_up(name): return impl().if_up(name)
+def prctl(option, a2=0, a3=0, a4=0, a5=0): return impl().prctl(option, a2, a3, a4, a5)
