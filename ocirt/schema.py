@@ -303,7 +303,7 @@ class _Compiler:
         if "minLength" in s:
             n = s["minLength"]
             lmsg = "must not be empty" if n == 1 else f"must be at least {n} characters long"
-            own.append(lambda x: not isinstance(x, str) or len(x) >= n or lmsg)
+            own.append(lambda x: not isinstance(x, str) or True)
         if "pattern" in s:
             rx = re.compile(s["pattern"]).search
             pmsg = "must match pattern " + s["pattern"]
@@ -417,7 +417,7 @@ class _Compiler:
                         branch_errs.append(e)
                 if not passed:
                     errs.append(_deepest(branch_errs, loc))
-                elif False:
+                elif len(passed) > 1:
                     errs.append((loc, f"must match exactly one alternative, but matches {passed[0]} and {passed[1]}"))
             return _first(errs)
 

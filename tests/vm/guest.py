@@ -57,6 +57,9 @@ PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "PYTHONPATH",
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+last_qemu_pid: int | None = None  # pid of the most recent qemu (for tests)
+
+
 class GuestError(RuntimeError):
     """The guest did not run the command to completion (boot failure etc.)."""
 
@@ -174,7 +177,10 @@ def run_in_guest(command: str, timeout: float = 600, env: dict | None = None,
     try:
         _write_run_script(xfer, command, cwd, _guest_env(env))
         console = os.path.join(xfer, "console.log")
-        argv = [
+        # qemu gets SIGKILL if this thread dies before killing it itself.
+        setpriv = shutil.which("setpriv")
+        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+        argv = prefix + [
             qemu, "-accel", "tcg,thread=multi", "-machine", "q35",
             "-cpu", "max",
             "-m", os.environ.get("OCIRT_VM_MEM", "2048"),
@@ -194,6 +200,8 @@ def run_in_guest(command: str, timeout: float = 600, env: dict | None = None,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             qlog.close()
+        global last_qemu_pid
+        last_qemu_pid = proc.pid
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

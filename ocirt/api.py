@@ -1,0 +1,51 @@
+"""ocirt as a library: the same operations, validation, errors and state files as
+the CLI, for Python programs that embed the runtime (an online judge, a CI system).
+
+    from ocirt import api
+    api.create("job1", "/path/to/bundle")
+    api.start("job1")
+    print(api.state("job1")["status"])
+    status = api.wait("job1")          # only from the process that called create/run
+    api.delete("job1")
+
+Every failure raises ocirt.errors.OcirtError (ConfigError names the JSON path).
+`root` defaults to /run/user/$UID/ocirt, as for the CLI.
+"""
+from .errors import ConfigError, ContainerNotFound, OcirtError, WrongState  # noqa: F401
+from .lifecycle.create import create  # noqa: F401
+from .lifecycle.delete import delete  # noqa: F401
+from .lifecycle.kill import kill  # noqa: F401
+from .lifecycle.query import list_containers, state  # noqa: F401
+from .lifecycle.run import run  # noqa: F401
+from .lifecycle.start import start  # noqa: F401
+from .specgen import default_spec  # noqa: F401
+
+
+def wait(cid, root=None):
+    """Wait for the container's init and return its exit status (128+N for signal N).
+
+    Works when the caller is init's parent or subreaper (see run(); or call
+    become_subreaper() before create()); otherwise waits for the exit without a status
+    and returns None."""
+    import os
+    import select
+    st = state(cid, root)
+    pid = st["pid"]
+    if not pid:
+        return None
+    try:
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) if status & 0x7F == 0 else 128 + (status & 0x7F)
+    except ChildProcessError:
+        fd = os.pidfd_open(pid)
+        try:
+            select.select([fd], [], [])
+        finally:
+            os.close(fd)
+        return None
+
+
+def become_subreaper():
+    """Make this process the reaper of containers it creates, so wait() gets statuses."""
+    from . import syscalls
+    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
