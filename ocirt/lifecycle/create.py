@@ -47,6 +47,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             "rootfs": rootfs, "created": _rfc3339(), "owner": "",
             "annotations": cfg.get("annotations") or {},
             "x_cgroup": cg.to_state() if cg else None,
+            "x_host_mounts": not ctx.own_mount_ns,
             "x_hooks": (cfg.get("hooks") or {}).get("poststop") or [],
             "x_hooks_poststart": (cfg.get("hooks") or {}).get("poststart") or [],
         }
@@ -69,7 +70,11 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             except ProcessLookupError:
                 pass
         if cg is not None:
-            cg.remove(kill=True)
+            from ..cgroups import remove
+            remove(cg.to_state())
+        if not ctx.own_mount_ns:
+            from ..rootfs.mounts import unmount_below
+            unmount_below(rootfs)
         c.remove_dir()
         raise
     c.unlock()

@@ -4,13 +4,24 @@ import select
 import signal
 
 from .. import state as statemod
-from ..errors import OcirtError, WrongState
+from ..errors import ContainerNotFound, OcirtError, WrongState
 
 
 def delete(cid, force=False, root=None):
-    c = statemod.Container(root or statemod.default_root(), cid).lock()
+    c = statemod.Container(root or statemod.default_root(), cid)
     try:
+        c.lock()
         c.load()
+    except ContainerNotFound:
+        if not force:
+            raise
+        # runc's rule: --force on a missing container succeeds (after clearing any
+        # directory a create that died early left without state.json)
+        if os.path.isdir(c.dir):
+            c.remove_dir()
+        c.unlock()
+        return
+    try:
         status = c.status()
         if status in ("running", "paused") and not force:
             raise WrongState(f"cannot delete container {cid} that is not stopped: {status}")
@@ -51,6 +62,9 @@ def destroy(c):
     if st.get("x_cgroup"):
         from ..cgroups import remove
         remove(st["x_cgroup"])
+    if st.get("x_host_mounts"):
+        from ..rootfs.mounts import unmount_below
+        unmount_below(st["rootfs"])
     hooks = st.get("x_hooks")
     if hooks:
         from ..hooks import run_list_warn

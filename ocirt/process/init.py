@@ -74,8 +74,7 @@ def run_init(ctx, chan, exec_listener):
         sc.if_up("lo")
 
     # --- the root filesystem
-    if "mount" in new_ns or any(t == "mount" for t, _ in ctx.namespaces):
-        prepare_rootfs(ctx)
+    prepare_rootfs(ctx)
     chan.send("hooks", phase="createRuntime")
     chan.expect("hooks-done")
     ctx.run_hooks("createContainer")
@@ -196,9 +195,12 @@ def prepare_rootfs(ctx):
     cfg = ctx.cfg
     linux = cfg.get("linux") or {}
     rootfs = ctx.rootfs
-    # No mount event may propagate back to the host.
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE, None)
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    if ctx.own_mount_ns:
+        # No mount event may propagate back to the host.
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE, None)
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    # Without a mount namespace the mounts land in the host's (as with runc);
+    # `delete` unmounts everything below the rootfs.
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, m in enumerate(cfg.get("mounts") or []):
@@ -216,7 +218,9 @@ def prepare_rootfs(ctx):
 
 def enter_rootfs(ctx):
     os.chdir(ctx.rootfs)
-    if ctx.no_pivot:
+    if not ctx.own_mount_ns:
+        os.chroot(".")  # pivot_root would move the host's root
+    elif ctx.no_pivot:
         sc.mount(ctx.rootfs, "/", None, sc.MS_MOVE, None)
         os.chroot(".")
     else:

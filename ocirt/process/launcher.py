@@ -29,6 +29,7 @@ class InitContext:
         self.namespaces = [(n["type"], n.get("path") or None)
                            for n in (cfg.get("linux") or {}).get("namespaces") or []]
         self.new_ns = {t for t, p in self.namespaces if p is None}
+        self.own_mount_ns = any(t == "mount" for t, _ in self.namespaces)
         self.no_pivot = opts.get("no_pivot", False)
         self.no_new_keyring = opts.get("no_new_keyring", False)
         self.preserve_fds = opts.get("preserve_fds", 0)

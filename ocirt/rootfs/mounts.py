@@ -196,3 +196,20 @@ def remount_bind(target, attrs):
             if st.f_flag & bit:
                 locked |= mflag
         sc.mount(None, target, None, flags | locked, None)
+
+
+def unmount_below(rootfs):
+    """Detach every mount strictly below `rootfs` in this mount namespace, deepest first
+    (what a container without its own mount namespace left on the host)."""
+    prefix = rootfs.rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefix):
+                found.append(point)
+    for point in sorted(found, key=len, reverse=True):
+        try:
+            sc.umount2(point, sc.MNT_DETACH)
+        except OSError:
+            pass
