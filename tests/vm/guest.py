@@ -192,7 +192,8 @@ def run_in_guest(command: str, timeout: float = 600, env: dict | None = None,
             "-initrd", INITRD, "-append", KERNEL_CMDLINE,
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,"
                        "readonly=on,multidevs=remap",
-            "-virtfs", f"local,path={xfer},mount_tag=xfer,security_model=none",
+            "-virtfs", f"local,path={xfer.replace(',', ',,')},mount_tag=xfer,"
+                       "security_model=none",
         ]
         qlog = open(os.path.join(xfer, "qemu.log"), "wb")
         try:

@@ -76,6 +76,7 @@ done
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null
 hostname ocirt-vm
 
+log "switching root"
 # Leave the initramfs with switch_root rather than chroot: in a chroot,
 # unshare(CLONE_NEWUSER) fails with EPERM. stage2.sh then runs as PID 1 in
 # the new root, with its own copy of busybox in the new root's /run.

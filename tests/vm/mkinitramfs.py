@@ -312,16 +312,27 @@ def build(verbose: bool = True) -> str:
     os.makedirs(BUILD_DIR, exist_ok=True)
     with open(kernel, "rb") as f:
         bzimage = f.read()
+    ksrc = hashlib.sha256(bzimage).hexdigest()
+    vmlinux_path = os.path.join(BUILD_DIR, "vmlinux")
+    src_path = os.path.join(BUILD_DIR, "vmlinux.src")
+    try:
+        with open(src_path) as f:
+            pvh = f.read().strip() == ksrc and os.path.exists(vmlinux_path)
+    except OSError:
+        pvh = False
+    if not pvh:  # (re)extract only when the kernel changed
+        vmlinux = extract_vmlinux(bzimage)
+        pvh = vmlinux is not None and has_pvh_note(vmlinux)
+        if pvh:
+            _atomic_write(vmlinux_path, vmlinux)
+            _atomic_write(src_path, (ksrc + "\n").encode())
+        else:
+            for p in (vmlinux_path, src_path):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
     _atomic_write(os.path.join(BUILD_DIR, "vmlinuz"), bzimage)
-    vmlinux = extract_vmlinux(bzimage)
-    pvh = vmlinux is not None and has_pvh_note(vmlinux)
-    if pvh:
-        _atomic_write(os.path.join(BUILD_DIR, "vmlinux"), vmlinux)
-    else:
-        try:
-            os.unlink(os.path.join(BUILD_DIR, "vmlinux"))
-        except FileNotFoundError:
-            pass
     _atomic_write(os.path.join(BUILD_DIR, "initramfs.cpio.gz"), image)
     _atomic_write(os.path.join(BUILD_DIR, "kernel-version"), (kver + "\n").encode())
     _atomic_write(os.path.join(BUILD_DIR, "stamp"),
