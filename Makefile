@@ -14,8 +14,8 @@ TEST_PKGS := runc uidmap iproute2 procps
 demo: $(OCIRT) $(DEMO)/config.json
 	cd $(DEMO) && ../../$(OCIRT) run --bundle . ocirt-demo-$$$$
 
-test: $(OCIRT) build/.test-deps
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/conformance
+test: $(OCIRT) build/.test-deps build/vm/stamp
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/conformance tests/vm
 
 unit: $(OCIRT)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
@@ -33,6 +33,10 @@ build/.core-deps:
 build/.test-deps: build/.core-deps
 	sh tests/install-packages.sh $(TEST_PKGS)
 	@touch $@
+
+# The cgroup v2 guest: a Debian kernel and a busybox initramfs (tests/vm/README.md).
+build/vm/stamp: tests/vm/setup.sh tests/vm/mkinitramfs.py tests/vm/init.sh tests/vm/stage2.sh
+	sh tests/vm/setup.sh
 
 venv: $(OCIRT)
 
