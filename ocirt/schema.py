@@ -303,7 +303,7 @@ class _Compiler:
         if "minLength" in s:
             n = s["minLength"]
             lmsg = "must not be empty" if n == 1 else f"must be at least {n} characters long"
-            own.append(lambda x: not isinstance(x, str) or True)
+            own.append(lambda x: not isinstance(x, str) or len(x) >= n or lmsg)
         if "pattern" in s:
             rx = re.compile(s["pattern"]).search
             pmsg = "must match pattern " + s["pattern"]

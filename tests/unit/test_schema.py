@@ -720,7 +720,7 @@ def _keyword_schemas(inner):
     return build()
 
 
-random_schemas = st.recursive(st.one_of(st.booleans(), st.just({})), _keyword_schemas, max_leaves=8)
+random_schemas = st.recursive(st.one_of(st.booleans(), st.just({})), _keyword_schemas, max_leaves=4)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True,
@@ -909,7 +909,7 @@ def test_mutated_configs_agree_with_jsonschema(doc):
     assert_agree(doc, "config")
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["state", "features"]), st.data())
 def test_mutated_state_and_features_agree(kind, data):
     base = STATE if kind == "state" else FEATURES
