@@ -49,8 +49,8 @@ $(OCIRT): build/.core-deps pyproject.toml setup.py ocirt/_shim/shim.c ocirt/_shi
 $(DEMO)/config.json: $(OCIRT) build/.core-deps
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin $(DEMO)/rootfs/etc $(DEMO)/rootfs/tmp
 	cp /bin/busybox $(DEMO)/rootfs/bin/busybox
-	$(DEMO)/rootfs/bin/busybox --install -s $(DEMO)/rootfs/bin 2>/dev/null || \
-	  for a in $$($(DEMO)/rootfs/bin/busybox --list); do ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
+	for a in $$($(DEMO)/rootfs/bin/busybox --list); do \
+	  [ $$a = busybox ] || ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
 	echo 'root:x:0:0:root:/root:/bin/sh' > $(DEMO)/rootfs/etc/passwd
 	echo 'root:x:0:' > $(DEMO)/rootfs/etc/group
 	cd $(DEMO) && ../../$(OCIRT) spec && \
