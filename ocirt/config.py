@@ -1,8 +1,8 @@
 """Loading config.json: parse, validate against spec/config-schema.json, then the
 checks a schema can't express. Everything is checked before any process exists."""
-import json
 import os
 
+from . import jsonfast
 from .errors import ConfigError
 
 NAMESPACES = {  # OCI type -> (CLONE_NEW* flag, /proc/self/ns name)
@@ -29,7 +29,7 @@ def load(bundle):
     except OSError as e:
         raise ConfigError("", f"cannot read {path}: {e.strerror}") from None
     try:
-        cfg = json.loads(raw)
+        cfg = jsonfast.loads(raw)
     except ValueError as e:
         raise ConfigError("", f"config.json is not valid JSON: {e}") from None
     check(cfg)
@@ -77,12 +77,34 @@ def _check_semantics(cfg):
         if not ns or ns[0].get("path"):
             key = "hostname" if cfg.get("hostname") else "domainname"
             raise ConfigError(key, "setting it needs a new uts namespace in linux.namespaces")
+    for key in linux.get("sysctl") or {}:
+        _check_sysctl(key, seen)
     for i, m in enumerate(cfg.get("mounts") or []):
         if not m.get("destination"):
             raise ConfigError(f"mounts[{i}].destination", "must not be empty")
     for i, d in enumerate(linux.get("devices") or []):
         if not d.get("path", "").startswith("/dev/"):
             raise ConfigError(f"linux.devices[{i}].path", "must be a path under /dev")
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _check_sysctl(key, namespaces):
+    """A sysctl is only set when it belongs to a namespace the container has, so a
+    config can never change the host's kernel settings."""
+    where = f"linux.sysctl.{key}"
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        need = "ipc"
+    elif key.startswith("net."):
+        need = "network"
+    elif key in ("kernel.hostname", "kernel.domainname"):
+        need = "uts"
+    else:
+        raise ConfigError(where, "is not namespaced: setting it would change the host")
+    if need not in namespaces:
+        raise ConfigError(where, f"needs a {need} namespace in linux.namespaces")
 
 
 def _check_ns_path(where, path, nstype):

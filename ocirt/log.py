@@ -20,8 +20,8 @@ class Log:
         if not self.path:
             return
         if self.fmt == "json":
-            import json
-            line = json.dumps({"level": level, "msg": msg, "time": _now()})
+            from .jsonfast import dumps
+            line = dumps({"level": level, "msg": msg, "time": _now()})
         else:
             line = f'time="{_now()}" level={level} msg="{msg}"'
         try:

@@ -34,9 +34,9 @@ Paths are dotted: ``linux.namespaces[2].type``; keys that are not plain
 identifiers are bracketed and quoted: ``linux.sysctl["net.ipv4.ip_forward"]``.
 """
 
-import json
 import os
-import re
+
+from ocirt import jsonfast
 
 from ocirt.errors import ConfigError
 
@@ -83,7 +83,7 @@ def _checker(name):
     c = _checkers.get(name)
     if c is None:
         with open(schema_file(name), encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = jsonfast.loads(f.read())
         c = _checkers[name] = _Compiler(doc).compile(doc)
     return c
 
@@ -128,6 +128,7 @@ def _path(loc):
         elif key.isascii() and key.isidentifier():
             out.append("." + key if out else key)
         else:
+            import json
             out.append("[" + json.dumps(key, ensure_ascii=False) + "]")
     return "".join(out)
 
@@ -208,7 +209,7 @@ def _key(x):
 
 
 def _show(v):
-    return v if isinstance(v, str) else json.dumps(v)
+    return v if isinstance(v, str) else jsonfast.dumps(v)
 
 
 def _ok(inst, loc):
@@ -305,7 +306,7 @@ class _Compiler:
             lmsg = "must not be empty" if n == 1 else f"must be at least {n} characters long"
             own.append(lambda x: not isinstance(x, str) or len(x) >= n or lmsg)
         if "pattern" in s:
-            rx = re.compile(s["pattern"]).search
+            rx = _matcher(s["pattern"])
             pmsg = "must match pattern " + s["pattern"]
             own.append(lambda x: not isinstance(x, str) or rx(x) is not None or pmsg)
         if "minimum" in s:
@@ -328,7 +329,7 @@ class _Compiler:
 
         required = tuple(s.get("required", ()))
         props = {k: self._lazy(v) for k, v in s["properties"].items()} if "properties" in s else None
-        pprops = tuple((re.compile(k).search, self._lazy(v)) for k, v in s["patternProperties"].items()) \
+        pprops = tuple((_matcher(k), self._lazy(v)) for k, v in s["patternProperties"].items()) \
             if "patternProperties" in s else ()
         addl = self._lazy(s["additionalProperties"]) if "additionalProperties" in s else None
         walk_object = props is not None or bool(pprops) or addl is not None
@@ -429,3 +430,59 @@ class _Compiler:
                 e = inner(inst, loc)
                 return e if e is None else (e[0], desc)
         return check
+
+
+# --- patterns without `re` --------------------------------------------------
+# Importing re costs milliseconds on every `ocirt create`; the patterns the OCI
+# schemas use are simple enough to check by hand. Any other pattern falls back to re.
+
+_DIGITS = frozenset("0123456789")
+_ALNUM_DASH = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-")
+
+
+def _numeric_id(p):
+    return p != "" and set(p) <= _DIGITS and (p == "0" or p[0] != "0")
+
+
+def _semver(x):
+    core, plus, build = x.partition("+")
+    if plus and not all(b and set(b) <= _ALNUM_DASH for b in build.split(".")):
+        return None
+    core, dash, pre = core.partition("-")
+    if dash and not all(p and set(p) <= _ALNUM_DASH and (not set(p) <= _DIGITS or _numeric_id(p))
+                        for p in pre.split(".")):
+        return None
+    parts = core.split(".")
+    return True if len(parts) == 3 and all(_numeric_id(p) for p in parts) else None
+
+
+def _cpu_list(x):
+    if x == "":
+        return True
+    for item in x.split(","):
+        lo, dash, hi = item.partition("-")
+        if not lo or not set(lo) <= _DIGITS or (dash and (not hi or not set(hi) <= _DIGITS)):
+            return None
+    return True
+
+
+_KNOWN = {
+    "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-]"
+    "[0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+"
+    "(\\.[0-9A-Za-z-]+)*)?(?![\\s\\S])": _semver,
+    "^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?(?![\\s\\S])": _cpu_list,
+    "^/": lambda x: True if x.startswith("/") else None,
+    "^MB:[^\\n]*(?![\\s\\S])": lambda x: True if x.startswith("MB:") and "\n" not in x else None,
+    "^[0-9]+[KMGTPE]B(?![\\s\\S])": lambda x: (True if len(x) >= 3 and x[-1] == "B" and x[-2] in "KMGTPE"
+                                             and set(x[:-2]) <= _DIGITS else None),
+    "^[rwm]*(?![\\s\\S])": lambda x: True if set(x) <= set("rwm") else None,
+    "^(?![\\s\\S])": lambda x: True if x == "" else None,
+}
+
+
+def _matcher(pattern):
+    fn = _KNOWN.get(pattern)
+    if fn is not None:
+        return fn
+    import re
+    return re.compile(pattern).search

@@ -5,9 +5,9 @@
 The directory itself is the per-container lock (flock).
 """
 import fcntl
-import json
 import os
 
+from . import jsonfast
 from .errors import ContainerNotFound, OcirtError
 
 OCI_VERSION = "1.2.0"
@@ -70,7 +70,7 @@ class Container:
     def load(self):
         try:
             with open(os.path.join(self.dir, "state.json"), "rb") as f:
-                self.state = json.loads(f.read())
+                self.state = jsonfast.loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except ValueError:
@@ -82,7 +82,7 @@ class Container:
         tmp = path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, json.dumps(self.state).encode())
+            os.write(fd, jsonfast.dumps(self.state).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -99,13 +99,13 @@ class Container:
         pid = st.get("pid", 0)
         if not pid or not process_alive(pid, st.get("x_init_start")):
             return "stopped"
-        if os.path.exists(os.path.join(self.dir, "exec.sock")):
-            return "created"
         cg = st.get("x_cgroup")
         if cg:
             from .cgroups import is_frozen
             if is_frozen(cg):
-                return "paused"
+                return "paused"  # a paused created container too, as runc
+        if os.path.exists(os.path.join(self.dir, "exec.sock")):
+            return "created"
         return "running"
 
     def oci_state(self):

@@ -1,6 +1,6 @@
-import json
 import sys
 
+from .. import jsonfast
 from ..errors import OcirtError
 from ..lifecycle.query import list_containers
 from .args import Flags
@@ -17,7 +17,7 @@ def main(g, argv):
     if o["quiet"]:
         out.write("".join(s["id"] + "\n" for s in items))
     elif o["format"] == "json":
-        out.write(json.dumps(items) + "\n")
+        out.write(jsonfast.dumps(items) + "\n")
     elif o["format"] == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
