@@ -56,6 +56,15 @@ def drop_bounding(parsed):
             sc.prctl(sc.PR_CAPBSET_DROP, n)
 
 
+def raise_effective():
+    """Make every permitted capability effective again: a uid change clears the
+    effective set, and loading a seccomp filter without no_new_privs needs
+    CAP_SYS_ADMIN in it (the config's sets are applied right after)."""
+    allcaps = list(range(last_cap() + 1))
+    permitted = _prctl.get_caps([], allcaps, [])[1]
+    _prctl.set_caps([c for c, on in permitted.items() if on], [], [], [], [], [])
+
+
 def apply(parsed):
     """Set effective, permitted and inheritable, then raise the ambient ones."""
 

@@ -55,6 +55,12 @@ def _check_semantics(cfg):
             raise ConfigError("process.cwd", f"must be an absolute path, not {cwd!r}")
         if not proc.get("args"):
             raise ConfigError("process.args", "must name the program to run")
+        rl_seen = set()
+        for i, rl in enumerate(proc.get("rlimits") or []):
+            if rl.get("type") in rl_seen:
+                raise ConfigError(f"process.rlimits[{i}].type",
+                                  f"{rl.get('type')} is listed twice")
+            rl_seen.add(rl.get("type"))
     linux = cfg.get("linux") or {}
     seen = set()
     for i, ns in enumerate(linux.get("namespaces") or []):
@@ -67,6 +73,15 @@ def _check_semantics(cfg):
             if not p.startswith("/"):
                 raise ConfigError(f"linux.namespaces[{i}].path", "must be an absolute path")
             _check_ns_path(f"linux.namespaces[{i}].path", p, t)
+    if "mount" not in seen:
+        # Without a mount namespace "/" after chroot is the host mount holding the
+        # rootfs: remounting or re-propagating it would change the host.
+        if (cfg.get("root") or {}).get("readonly"):
+            raise ConfigError("root.readonly", "a read-only rootfs needs a mount namespace "
+                              "in linux.namespaces")
+        if linux.get("rootfsPropagation"):
+            raise ConfigError("linux.rootfsPropagation", "needs a mount namespace in "
+                              "linux.namespaces")
     for key in ("uidMappings", "gidMappings"):
         if linux.get(key) and "user" not in seen:
             raise ConfigError(f"linux.{key}", "mappings need a user namespace in linux.namespaces")
@@ -74,9 +89,9 @@ def _check_semantics(cfg):
         raise ConfigError("linux.timeOffsets", "offsets need a time namespace in linux.namespaces")
     if (cfg.get("hostname") or cfg.get("domainname")):
         ns = [n for n in linux.get("namespaces") or [] if n.get("type") == "uts"]
-        if not ns or ns[0].get("path"):
+        if not ns:
             key = "hostname" if cfg.get("hostname") else "domainname"
-            raise ConfigError(key, "setting it needs a new uts namespace in linux.namespaces")
+            raise ConfigError(key, "setting it needs a uts namespace in linux.namespaces")
     for key in linux.get("sysctl") or {}:
         _check_sysctl(key, seen)
     for i, m in enumerate(cfg.get("mounts") or []):

@@ -1,35 +1,90 @@
-"""OCI hooks: run with the container state on stdin, args, env and a timeout."""
+"""OCI hooks (config.md "POSIX-platform Hooks"): each hook runs `path` with `args`
+as its argv (argv[0] included; [path] when absent), `env` as its environment (the
+runtime's when absent), the container state JSON on stdin, and is killed, with
+every process it started, after `timeout` seconds (a failure).
+
+Where and when (runtime.md, "Lifecycle"):
+  prestart, createRuntime   create, runtime namespace, by the create process, once
+                            the container's namespaces and mounts exist (before
+                            pivot_root); a failure stops create and undoes it
+  createContainer           create, container namespaces, by init before pivot_root
+  startContainer            start, container namespaces, by init just before execve;
+                            a failure stops the container and `start` destroys it
+  poststart                 start, runtime namespace, after the process runs;
+                            a failure is a warning
+  poststop                  delete, runtime namespace, after the container is gone;
+                            a failure is a warning
+
+init runs hooks after pivot_root (startContainer): this module and subprocess are
+imported by create before the fork.
+"""
 import json
 import os
+import signal
 import subprocess
 
 from .errors import OcirtError
 
+PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+          "poststop")
+
+
+def _env(hook):
+    env = hook.get("env")
+    if env is None:
+        return None
+    out = {}
+    for item in env:
+        k, sep, v = item.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
 
 def run_hook(hook, phase, index, state):
-    args = hook.get("args") or [hook["path"]]
-    env = hook.get("env")
-    env_map = None
-    if env is not None:
-        env_map = {}
-        for item in env:
-            k, sep, v = item.partition("=")
-            if sep:
-                env_map[k] = v
-    timeout = hook.get("timeout")
+    """Run one hook; OcirtError naming it (hooks.<phase>[i]) if it fails."""
     where = f"hooks.{phase}[{index}]"
+    path = hook["path"]
+    argv = list(hook.get("args") or [path])
+    timeout = hook.get("timeout")
     try:
-        p = subprocess.run([hook["path"]] + list(args[1:]), executable=hook["path"],
-                           input=json.dumps(state).encode(), env=env_map,
-                           capture_output=True, timeout=timeout, close_fds=True)
-    except subprocess.TimeoutExpired:
-        raise OcirtError(f"{where}: {hook['path']} did not finish in {timeout}s and was killed") from None
+        # its own session: on a timeout the whole group it started is killed
+        p = subprocess.Popen(argv, executable=path, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=_env(hook), close_fds=True, start_new_session=True)
     except OSError as e:
-        raise OcirtError(f"{where}: cannot run {hook['path']}: {e.strerror}") from None
+        raise OcirtError(f"{where}: cannot run {path}: {e.strerror}") from None
+    try:
+        out, err = p.communicate(json.dumps(state).encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(p)
+        raise OcirtError(f"{where}: {path} did not finish in {timeout}s and was killed") from None
+    except BaseException:
+        _kill_group(p)
+        raise
     if p.returncode != 0:
-        detail = (p.stderr or p.stdout).decode(errors="replace").strip().splitlines()
-        raise OcirtError(f"{where}: {hook['path']} exited with status {p.returncode}"
-                         + (f": {detail[-1]}" if detail else ""))
+        detail = (err or out).decode(errors="replace").strip().splitlines()
+        how = (f"was killed by signal {-p.returncode}" if p.returncode < 0
+               else f"exited with status {p.returncode}")
+        raise OcirtError(f"{where}: {path} {how}" + (f": {detail[-1]}" if detail else ""))
+
+
+def _kill_group(p):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        p.kill()
+    except ProcessLookupError:
+        pass
+    p.wait()
+    for f in (p.stdin, p.stdout, p.stderr):
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 class Hooks:

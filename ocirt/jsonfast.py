@@ -45,6 +45,17 @@ def loads(s):
         obj, end = _scan(s, i)
     except StopIteration as e:
         raise JSONError("Expecting value", s, e.value) from None
+    except SystemError:
+        # _json raises syntax errors as json.decoder.JSONDecodeError, which it only
+        # finds once that module is imported (it fails with no exception set before):
+        # import it on this error path only and scan again for the real message.
+        import json.decoder
+        try:
+            obj, end = _scan(s, i)
+        except StopIteration as e:
+            raise JSONError("Expecting value", s, e.value) from None
+        except json.decoder.JSONDecodeError as e:
+            raise JSONError(e.msg, s, e.pos) from None
     while end < n and s[end] in _WS:
         end += 1
     if end != n:

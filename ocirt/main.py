@@ -30,9 +30,12 @@ commands:
   events    print a container's resource usage
   spec      write a default config.json
   features  print the OCI features document
+  install   register ocirt as a runtime in Docker's daemon.json
+  uninstall remove it from daemon.json again
 
 global options:
-  --root DIR         state directory (default /run/user/$UID/ocirt)
+  --root DIR         state directory (default $XDG_RUNTIME_DIR/ocirt for a non-root
+                     user, /run/user/$UID/ocirt otherwise)
   --log FILE         append log lines to FILE
   --log-format FMT   text or json
   --debug            debug logging; tracebacks on errors
@@ -75,6 +78,9 @@ def main(argv=None):
             raise OcirtError(f"no such command {cmd!r} (see ocirt --help)")
         if g["systemd-cgroup"]:
             os.environ["OCIRT_SYSTEMD_CGROUP"] = "1"
+        if g["rootless"] != "auto":
+            from . import rootless
+            rootless.set_mode(g["rootless"])
         if g["root"]:
             g["root"] = os.path.abspath(g["root"])
         mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])

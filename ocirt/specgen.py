@@ -54,12 +54,18 @@ def default_spec(rootless=False, uid=0, gid=0):
                                                      "user")]
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+        # no limits: an unprivileged user may have no cgroup to apply them in
         del linux["resources"]
-        mounts = [m for m in spec["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
-        for m in mounts:
+        mounts = []
+        for m in spec["mounts"]:
             if m["destination"] == "/dev/pts":
+                # gid 5 (tty) is not mapped: only the user's own gid is
                 m["options"] = [o for o in m["options"] if o != "gid=5"]
-        mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
-                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            elif m["destination"] == "/sys":
+                # a fresh sysfs needs a network namespace owned by the user's
+                # namespace; the container keeps the host's network, so bind it
+                m = {"destination": "/sys", "type": "none", "source": "/sys",
+                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+            mounts.append(m)
         spec["mounts"] = mounts
     return spec

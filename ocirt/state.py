@@ -16,10 +16,10 @@ _ID_MAX = 1024
 
 def default_root():
     uid = os.geteuid()
-    if uid != 0:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        if xdg:
-            return os.path.join(xdg, "ocirt")
+    if uid != 0 or os.environ.get("XDG_RUNTIME_DIR"):
+        # $XDG_RUNTIME_DIR/ocirt (checked) when rootless: see ocirt/rootless.py
+        from .rootless import default_root as rootless_root
+        return rootless_root()
     return f"/run/user/{uid}/ocirt"
 
 
@@ -45,7 +45,11 @@ class Container:
 
     # --- creation and locking
     def make_dir(self):
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except OSError as e:
+            raise OcirtError(f"cannot create the state directory {self.root}: "
+                             f"{e.strerror}") from None
         try:
             os.mkdir(self.dir, 0o711)
         except FileExistsError:

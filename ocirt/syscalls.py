@@ -130,6 +130,35 @@ class Real:
     def prctl(self, option, a2=0, a3=0, a4=0, a5=0):
         return self._check(self.lib.ocirt_prctl(option, a2, a3, a4, a5), "prctl")
 
+    def seccomp(self, op, flags, arg=None):
+        """seccomp(2) raw; `arg` is None (NULL) or an int (passed by pointer, u32)."""
+        ptr = self.ffi.NULL if arg is None else self.ffi.new("unsigned int *", arg)
+        return self._check(self.lib.ocirt_seccomp(op, flags, ptr), "seccomp")
+
+    def seccomp_load(self, flags, prog, sockfd=-1, msg=b""):
+        return self._check(self.lib.ocirt_seccomp_load(flags, prog, len(prog), sockfd,
+                                                       msg, len(msg)), "seccomp")
+
+    def ioprio_set(self, which, who, ioprio):
+        return self._check(self.lib.ocirt_ioprio_set(which, who, ioprio), "ioprio_set")
+
+    def sched_setattr(self, pid, policy, flags=0, nice=0, priority=0, runtime=0,
+                      deadline=0, period=0):
+        return self._check(self.lib.ocirt_sched_setattr(pid, policy, flags, nice, priority,
+                                                        runtime, deadline, period),
+                           "sched_setattr")
+
+    def bpf(self, cmd, attr, ptrs=None):
+        """bpf(2): `attr` a bytearray (the union bpf_attr, updated in place); `ptrs`
+        {offset: bytes/bytearray} whose addresses are stored as u64 at offset."""
+        keep = []
+        for off, buf in (ptrs or {}).items():
+            cbuf = self.ffi.from_buffer(buf, require_writable=isinstance(buf, bytearray))
+            keep.append(cbuf)
+            attr[off:off + 8] = int(self.ffi.cast("uintptr_t", cbuf)).to_bytes(8, "little")
+        cattr = self.ffi.from_buffer(attr, require_writable=True)
+        return self._check(self.lib.ocirt_bpf(cmd, cattr, len(attr)), "bpf")
+
 
 _impl = None
 
@@ -164,3 +193,10 @@ def join_session_keyring(name=None): return impl().join_session_keyring(name)
 def setgroups(gids): return impl().setgroups(gids)
 def if_up(name): return impl().if_up(name)
 def prctl(option, a2=0, a3=0, a4=0, a5=0): return impl().prctl(option, a2, a3, a4, a5)
+def seccomp(op, flags, arg=None): return impl().seccomp(op, flags, arg)
+def seccomp_load(flags, prog, sockfd=-1, msg=b""):
+    return impl().seccomp_load(flags, prog, sockfd, msg)
+def ioprio_set(which, who, ioprio): return impl().ioprio_set(which, who, ioprio)
+def sched_setattr(pid, policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0):
+    return impl().sched_setattr(pid, policy, flags, nice, priority, runtime, deadline, period)
+def bpf(cmd, attr, ptrs=None): return impl().bpf(cmd, attr, ptrs)

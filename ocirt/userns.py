@@ -1,9 +1,19 @@
-"""linux.uidMappings / gidMappings for a new user namespace."""
+"""linux.uidMappings / gidMappings for a new user namespace.
+
+The create process writes the maps of the intermediate's new namespace:
+* as root (in the initial namespace, or in a namespace it owns, as under rootless
+  Podman): /proc/<pid>/uid_map and gid_map directly;
+* unprivileged: directly only for the single mapping of its own id (the kernel
+  then requires `deny` in /proc/<pid>/setgroups before gid_map is written);
+  anything more goes through the setuid helpers newuidmap / newgidmap (Debian's
+  uidmap package), which check the ranges in /etc/subuid and /etc/subgid.
+The ranges were checked before the fork (rootless.check_mappings), so a failure
+here is rare and its message carries the helper's own words.
+"""
 import os
-import shutil
-import subprocess
 
 from .errors import ConfigError
+from .rootless import self_mapping
 
 
 def _format(maps):
@@ -12,32 +22,29 @@ def _format(maps):
 
 def write_maps(cfg, pid):
     """Write the maps of `pid`'s new user namespace. Returns True when setgroups was
-    denied (needed for an unprivileged single self-mapping)."""
+    denied (needed for an unprivileged single self-mapping of the gid)."""
     linux = cfg.get("linux") or {}
     uids = linux.get("uidMappings") or []
     gids = linux.get("gidMappings") or []
     if not uids or not gids:
         raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and "
                           "gidMappings")
-    denied = False
-    if os.geteuid() != 0:
-        self_only = (len(gids) == 1 and gids[0]["hostID"] == os.getegid()
-                     and gids[0]["size"] == 1)
-        if self_only:
-            _write(f"/proc/{pid}/setgroups", "deny", "linux.gidMappings")
-            denied = True
-        if len(uids) > 1 or uids[0]["hostID"] != os.geteuid() or uids[0]["size"] != 1:
-            _helper("newuidmap", pid, uids, "linux.uidMappings")
-        else:
-            _write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
-        if not self_only:
-            _helper("newgidmap", pid, gids, "linux.gidMappings")
-        else:
-            _write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
-        return denied
-    _write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
-    _write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
-    return denied
+    if os.geteuid() == 0:
+        _write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
+        _write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
+        return False
+    gid_self = self_mapping(gids, os.getegid())
+    if gid_self:
+        _write(f"/proc/{pid}/setgroups", "deny", "linux.gidMappings")
+    if self_mapping(uids, os.geteuid()):
+        _write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
+    else:
+        _helper("newuidmap", pid, uids, "linux.uidMappings")
+    if gid_self:
+        _write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
+    else:
+        _helper("newgidmap", pid, gids, "linux.gidMappings")
+    return gid_self
 
 
 def _write(path, data, where):
@@ -52,13 +59,16 @@ def _write(path, data, where):
 
 
 def _helper(tool, pid, maps, where):
+    import shutil
+    import subprocess
     exe = shutil.which(tool)
     if exe is None:
-        raise ConfigError(where, f"mapping more than your own id needs {tool} (Debian: uidmap)")
+        raise ConfigError(where, f"mapping more than your own id needs {tool} "
+                          "(Debian/Ubuntu: apt install uidmap)")
     args = [exe, str(pid)]
     for m in maps:
         args += [str(m["containerID"]), str(m["hostID"]), str(m["size"])]
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
-        raise ConfigError(where, f"{tool} failed: {r.stderr.strip() or r.returncode} "
-                          "(check /etc/subuid and /etc/subgid)")
+        msg = " ".join(r.stderr.split()) or f"exit status {r.returncode}"
+        raise ConfigError(where, f"{tool} failed: {msg} (check /etc/subuid and /etc/subgid)")

@@ -26,6 +26,14 @@ ffibuilder.cdef("""
     int ocirt_if_up(const char *ifname);
     int ocirt_prctl(int option, unsigned long a2, unsigned long a3,
                     unsigned long a4, unsigned long a5);
+    long ocirt_seccomp(unsigned int op, unsigned int flags, void *args);
+    long ocirt_seccomp_load(unsigned int flags, const void *prog, size_t len, int sockfd,
+                            const char *msg, size_t msglen);
+    int ocirt_ioprio_set(int which, int who, int ioprio);
+    int ocirt_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice,
+                            unsigned int priority, unsigned long long runtime,
+                            unsigned long long deadline, unsigned long long period);
+    long ocirt_bpf(int cmd, void *attr, unsigned int size);
 """)
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.c")) as f:

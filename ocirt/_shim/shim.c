@@ -60,3 +60,68 @@ int ocirt_if_up(const char *ifname)
 int ocirt_prctl(int option, unsigned long a2, unsigned long a3,
                 unsigned long a4, unsigned long a5)
 { RET(prctl(option, a2, a3, a4, a5)); }
+
+/* --- security surface (seccomp, io priority, scheduler) --- */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/uio.h>
+
+/* seccomp(2) as is: probes flags (op SET_MODE_FILTER with a NULL program gives
+ * EFAULT when the flags are known) and actions (op GET_ACTION_AVAIL). */
+long ocirt_seccomp(unsigned int op, unsigned int flags, void *args)
+{ RET(syscall(SYS_seccomp, op, flags, args)); }
+
+/* Load a BPF program built by libseccomp. With SECCOMP_FILTER_FLAG_NEW_LISTENER the
+ * notify fd is sent over `sockfd` (SCM_RIGHTS, data `msg`) and closed here, in C, so
+ * nothing runs between the load and the send that a notify rule could stop. */
+long ocirt_seccomp_load(unsigned int flags, const void *prog, size_t len, int sockfd,
+                        const char *msg, size_t msglen)
+{
+    struct sock_fprog fprog;
+    fprog.len = (unsigned short)(len / sizeof(struct sock_filter));
+    fprog.filter = (struct sock_filter *)prog;
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog);
+    if (fd < 0) return -errno;
+    if (!(flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) || sockfd < 0) return fd;
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { (void *)msg, msglen };
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    memset(cbuf, 0, sizeof cbuf);
+    mh.msg_iov = &iov; mh.msg_iovlen = 1;
+    mh.msg_control = cbuf; mh.msg_controllen = sizeof cbuf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS; c->cmsg_len = CMSG_LEN(sizeof(int));
+    int ifd = (int)fd;
+    memcpy(CMSG_DATA(c), &ifd, sizeof ifd);
+    long r = sendmsg(sockfd, &mh, MSG_NOSIGNAL);
+    int e = errno;
+    close(ifd);
+    return r < 0 ? -e : 0;
+}
+
+int ocirt_ioprio_set(int which, int who, int ioprio)
+{ RET(syscall(SYS_ioprio_set, which, who, ioprio)); }
+
+struct ocirt_sched_attr {
+    unsigned int size, sched_policy;
+    unsigned long long sched_flags;
+    int sched_nice;
+    unsigned int sched_priority;
+    unsigned long long sched_runtime, sched_deadline, sched_period;
+};
+int ocirt_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice,
+                        unsigned int priority, unsigned long long runtime,
+                        unsigned long long deadline, unsigned long long period)
+{
+    struct ocirt_sched_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a; a.sched_policy = policy; a.sched_flags = flags; a.sched_nice = nice;
+    a.sched_priority = priority; a.sched_runtime = runtime; a.sched_deadline = deadline;
+    a.sched_period = period;
+    RET(syscall(SYS_sched_setattr, pid, &a, 0));
+}
+
+/* bpf(2) as is, for the cgroup v2 device filter (ocirt/cgroups/bpf.py). */
+long ocirt_bpf(int cmd, void *attr, unsigned int size)
+{ RET(syscall(SYS_bpf, cmd, attr, size)); }

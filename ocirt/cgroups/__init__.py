@@ -1,21 +1,124 @@
-"""cgroups: one interface over the v1 and v2 drivers (a stub to be completed)."""
+"""cgroups: one interface over the v1 (ocirt/cgroups/v1.py) and v2 (v2.py) drivers.
+
+The create path calls setup(cfg, cid) -> Cgroup (or None), then Cgroup.add_pid and
+Cgroup.to_state(); the stored dict (state["x_cgroup"]) is what every later verb
+hands to the module functions below. This module imports nothing heavy: `state`
+only needs is_frozen.
+"""
 import os
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OcirtError  # noqa: F401
 
 
-def setup(cfg, cid):
+def _driver(d):
+    if d.get("driver") == "v2":
+        from . import v2
+        return v2
+    from . import v1
+    return v1
+
+
+def detect():
+    """'v1' (one hierarchy per controller set; hybrid when a cgroup2 mount sits
+    beside them) or 'v2' (unified), from this process's mounts."""
+    from .fs import cgroup_mounts
+    ms = cgroup_mounts()
+    if any(t == "cgroup" for t, *_ in ms):
+        return "v1"
+    if any(t == "cgroup2" for t, *_ in ms):
+        return "v2"
+    raise OcirtError("no cgroup filesystem is mounted (neither cgroup nor cgroup2 in "
+                     "/proc/self/mountinfo)")
+
+
+def setup(cfg, cid, mode=None):
+    """Create the container's cgroup(s) and apply linux.resources. Every failure is
+    a ConfigError naming the field, with everything created removed."""
     linux = cfg.get("linux") or {}
-    res = linux.get("resources") or {}
-    for key, val in res.items():
-        if val not in (None, [], {}) and key != "devices":
-            raise ConfigError(f"linux.resources.{key}", "cgroup limits are not supported yet")
-    return None
+    path = linux.get("cgroupsPath")
+    if path is not None and not isinstance(path, str):
+        raise ConfigError("linux.cgroupsPath", "must be a string")
+    if os.environ.get("OCIRT_SYSTEMD_CGROUP") == "1":
+        from . import systemd
+        path = systemd.place(path, cid)
+    mode = mode or detect()
+    if mode == "v2":
+        from .v2 import V2Cgroup as cls
+    else:
+        from .v1 import V1Cgroup as cls
+    return cls.create(cfg, cid, path)
 
 
-def is_frozen(state):
-    return False
+def is_frozen(d):
+    try:
+        return _driver(d).is_frozen(d)
+    except OSError:
+        return False
+
+
+def freeze(d):
+    _driver(d).freeze(d)
+
+
+def thaw(d):
+    _driver(d).thaw(d)
+
+
+def kill_all(d):
+    """Thaw if frozen and SIGKILL every process in the cgroup, until it is empty."""
+    _driver(d).kill_all(d)
+
+
+def signal_all(d, signum):
+    _driver(d).signal_all(d, signum)
+
+
+def remove(d):
+    """Kill leftovers and rmdir the dirs this container created (never others)."""
+    _driver(d).remove(d)
+
+
+def pids(d):
+    return _driver(d).pids(d)
+
+
+def update(d, resources, field="linux.resources"):
+    """Apply a LinuxResources object to a live container's cgroup."""
+    _driver(d).update(d, resources, field)
+
+
+def stats(d):
+    """runc's `events --stats` data section."""
+    return _driver(d).stats(d)
+
+
+def usage(d):
+    """The final-usage summary (CPU, peak memory, OOM kills, pids)."""
+    return _driver(d).usage(d)
+
+
+def oom_kills(d):
+    return _driver(d).oom_kills(d)
 
 
 def mount_in_container(target, opts, where, cgroup):
-    raise ConfigError(where, "cgroup mounts are not supported yet")
+    """A config mount of type cgroup, in init before pivot_root."""
+    if cgroup is None:
+        raise ConfigError(where, "a cgroup mount needs the container's cgroup")
+    cgroup.mount_in_container(target, opts, where)
+
+
+def join(d, pid):
+    """Move `pid` into the container's cgroup(s): `ocirt exec` puts its process
+    there before the process joins the container's namespaces."""
+    drv = _driver(d)
+    if hasattr(drv, "join"):
+        return drv.join(d, pid)
+    dirs = [d["dir"]] if d.get("driver") == "v2" else [h[2] for h in d.get("hier") or []]
+    for path in dirs:
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        except OSError as e:
+            raise OcirtError(f"cannot move pid {pid} into cgroup {path}: {e.strerror}") \
+                from None

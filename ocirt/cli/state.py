@@ -1,10 +1,16 @@
-import json
 import sys
 
+from .. import jsonfast
 from ..lifecycle.query import state
 from .args import Flags, need_id
 
 
 def main(g, argv):
     _, pos = Flags({}).parse(argv)
-    sys.stdout.write(json.dumps(state(need_id(pos, "state"), root=g["root"]), indent=2) + "\n")
+    cid = need_id(pos, "state")
+    out = state(cid, root=g["root"])
+    from ..usage import usage_of
+    u = usage_of(cid, g["root"])  # ocirt extension: the cgroup's (final) figures
+    if u is not None:
+        out["x-ocirt-usage"] = u
+    sys.stdout.write(jsonfast.dumps(out, indent=2) + "\n")

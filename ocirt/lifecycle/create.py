@@ -8,8 +8,11 @@ from ..process.launcher import InitContext, spawn
 
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
-           no_new_keyring=False, preserve_fds=0, rootless=None):
-    """Create container `cid` from `bundle`; return its init's host pid."""
+           no_new_keyring=False, preserve_fds=0, rootless=None, console_receiver=None):
+    """Create container `cid` from `bundle`; return its init's host pid.
+
+    `console_receiver`: a socket (one end of a pair) that gets the pty master when
+    process.terminal is true and there is no console_socket (`run` relays it)."""
     root = root or statemod.default_root()
     c = statemod.Container(root, cid)
     bundle = os.path.abspath(bundle or ".")
@@ -18,8 +21,9 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         raise ConfigError("process", "is required to create a container")
     rootfs = _rootfs(cfg, bundle)
     proc = cfg["process"]
-    if proc.get("terminal") and not console_socket:
-        raise ConfigError("process.terminal", "a terminal needs --console-socket")
+    if proc.get("terminal") and not console_socket and console_receiver is None:
+        raise ConfigError("process.terminal", "a terminal needs --console-socket "
+                          "(or `ocirt run` in the foreground)")
     if console_socket and not proc.get("terminal"):
         raise OcirtError("--console-socket given but process.terminal is false")
     preserve = preserve_fds + _listen_fds()
@@ -27,6 +31,9 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         "no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
         "preserve_fds": preserve, "console_socket": console_socket})
     _prepare_security(ctx)
+    from .. import rootless as _rootless
+    ctx.rootless = _rootless.is_rootless() if rootless is None else bool(rootless)
+    ctx.setgroups_denied = _rootless.check_config(cfg, ctx.rootless)
     # Everything init will need after pivot_root is imported now, before the fork.
     from ..process import init  # noqa: F401
     c.make_dir()
@@ -40,7 +47,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         finally:
             os.close(dirfd)
         listener.listen(1)
-        cg = _cgroup(cfg, cid, root)
+        cg = _cgroup(cfg, cid, root, ctx.rootless)
         ctx.cgroup = cg
         c.state = {
             "ociVersion": statemod.OCI_VERSION, "id": cid, "pid": 0, "bundle": bundle,
@@ -52,7 +59,10 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             "x_hooks_poststart": (cfg.get("hooks") or {}).get("poststart") or [],
         }
         ctx.close_in_child.append(c._lockfd)
-        ctx.state_for_hooks = lambda: _hook_state(c, "creating", init_pid)
+        ctx.state_for_hooks = lambda status="creating": _hook_state(c, status, ctx.init_pid)
+        if proc.get("terminal"):
+            from ..terminal import connect_console
+            ctx.console_conn = console_receiver or connect_console(console_socket)
         init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)
         listener.close()
         listener = None
@@ -111,11 +121,34 @@ def _prepare_security(ctx):
     if cfg.get("hooks"):
         from ..hooks import Hooks
         ctx.hooks = Hooks(cfg["hooks"])
+    from ..process import attrs
+    attrs.check(cfg.get("process") or {})
     if (cfg.get("process") or {}).get("terminal"):
         from .. import terminal  # noqa: F401
+    # fds the caller leaked to us (not stdio, not preserved): init closes them first
+    ctx.close_in_child.extend(caller_fds(3 + ctx.preserve_fds))
 
 
-def _cgroup(cfg, cid, root):
+def caller_fds(first):
+    """Inheritable fds >= `first`: ocirt's own are all close-on-exec, so these came
+    from the caller and must not reach the container, not even during set-up
+    (a /proc/self/fd/N cwd, CVE-2024-21626)."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                if os.get_inheritable(fd):
+                    out.append(fd)
+            except OSError:
+                pass  # the listing's own fd
+    return out
+
+
+def _cgroup(cfg, cid, root, rootless=False):
+    if rootless:  # a cgroup when one can be had; without one, no limit may be asked
+        from ..rootless import setup_cgroup
+        return setup_cgroup(cfg, cid)
     from .. import cgroups
     return cgroups.setup(cfg, cid)
 

@@ -38,6 +38,15 @@ def _kill_and_wait(st, status):
     if cg:
         from ..cgroups import kill_all
         kill_all(cg)  # thaws a paused container and kills every process in it
+    else:
+        # rootless without a cgroup: init's descendants (its pid namespace dies with it)
+        from ..cli.ps import container_pids
+        for pid in container_pids(st):
+            if pid != st["pid"]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
     try:
         fd = os.pidfd_open(st["pid"])
     except ProcessLookupError:

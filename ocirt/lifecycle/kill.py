@@ -38,6 +38,18 @@ def kill(cid, sig=_signal.SIGTERM, all_processes=False, root=None):
         from ..cgroups import signal_all
         signal_all(c.state["x_cgroup"], num)
         return
+    if all_processes:
+        # no cgroup (rootless without a delegated one): init's pid namespace, or
+        # init and its descendants
+        from ..cli.ps import container_pids
+        signal_init(c.state, num)
+        for pid in container_pids(c.state):
+            if pid != c.state["pid"]:
+                try:
+                    os.kill(pid, num)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        return
     signal_init(c.state, num)
 
 

@@ -18,11 +18,28 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
     if not detach:
         # init's parent (the intermediate) exits; as subreaper we inherit init and wait for it.
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    pid = create(cid, bundle, root=root, pid_file=pid_file, console_socket=console_socket,
-                 no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+    mine = receiver = master = None
+    if not detach and not console_socket:
+        # process.terminal without a console socket: the pty master comes to us and
+        # we relay the caller's terminal (as runc does)
+        import socket
+        mine, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        pid = create(cid, bundle, root=root, pid_file=pid_file, console_socket=console_socket,
+                     no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                     preserve_fds=preserve_fds, console_receiver=receiver)
+        if mine is not None:
+            from ..terminal import recv_master
+            master = recv_master(mine, block=False)
+    finally:
+        for s in (mine, receiver):
+            if s is not None:
+                s.close()
     try:
         start(cid, root=root)
     except BaseException:
+        if master is not None:
+            os.close(master)
         delete(cid, force=True, root=root)
         raise
     if detach:
@@ -31,7 +48,14 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
     for s in _FORWARDED:
         old[s] = signal.signal(s, lambda num, _f: _forward(pid, num))
     try:
-        status = _wait_for(pid)
+        if master is not None:
+            from ..terminal import relay
+            try:
+                status = relay(master, lambda: _reap(pid))
+            finally:
+                os.close(master)
+        else:
+            status = _wait_for(pid)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -47,6 +71,19 @@ def _forward(pid, num):
         os.kill(pid, num)
     except ProcessLookupError:
         pass
+
+
+def _reap(pid):
+    """Reap what has exited; the exit status of `pid` once it has, else None."""
+    while True:
+        try:
+            got, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 255
+        if got == 0:
+            return None
+        if got == pid:
+            return 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
 
 
 def _wait_for(pid):

@@ -24,6 +24,14 @@ def start(cid, root=None):
         err = s.recv(4096)
         s.close()
         if err:
+            # init could not exec (a startContainer hook failed, ...): it exits; the
+            # container is destroyed as the lifecycle says (runtime.md, step 12)
+            from .delete import _kill_and_wait, destroy
+            try:
+                _kill_and_wait(c.state, "created")
+                destroy(c)
+            except OcirtError:
+                pass
             raise OcirtError(f"container {cid}: {err.decode(errors='replace')}")
         hooks = c.state.get("x_hooks_poststart")
         if hooks:

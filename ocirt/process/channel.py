@@ -3,8 +3,10 @@
 A SOCK_SEQPACKET socketpair: each message is one JSON object with a "type".
 Types: go, userns, maps-done, init-pid, hook, hook-done, ready, error.
 """
-import json
+import os
 import socket
+
+from .. import jsonfast
 
 
 class Channel:
@@ -18,14 +20,25 @@ class Channel:
 
     def send(self, type_, **fields):
         fields["type"] = type_
-        self.sock.send(json.dumps(fields).encode())
+        self.sock.send(jsonfast.dumps(fields).encode())
 
     def recv(self):
         """The next message, or None when every peer has closed its end."""
-        data = self.sock.recv(65536)
+        data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(4 * 4),
+                                                        socket.MSG_CMSG_CLOEXEC)
+        fds = []
+        for level, kind, payload in anc:  # fds passed along (the seccomp notify fd)
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(int.from_bytes(payload[i:i + 4], "little")
+                           for i in range(0, len(payload) - len(payload) % 4, 4))
         if not data:
+            for fd in fds:
+                os.close(fd)
             return None
-        return json.loads(data)
+        msg = jsonfast.loads(data)
+        if fds:
+            msg["fds"] = fds
+        return msg
 
     def expect(self, type_):
         msg = self.recv()

@@ -14,6 +14,7 @@ from .. import capabilities, syscalls as sc
 from ..config import NAMESPACES
 from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
+from . import attrs
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
@@ -63,7 +64,8 @@ def run_init(ctx, chan, exec_listener):
             sc.join_session_keyring(None)
         except OSError:
             pass  # keyrings may be unavailable (e.g. in some user namespaces); runc ignores it too
-    if "uts" in new_ns:
+    attrs.apply_sched(proc)  # ioPriority, scheduler: as root, before caps are dropped
+    if any(t == "uts" for t, _ in ctx.namespaces):  # new, or joined by path as runc allows
         if cfg.get("hostname"):
             sc.sethostname(cfg["hostname"])
         if cfg.get("domainname"):
@@ -76,14 +78,14 @@ def run_init(ctx, chan, exec_listener):
     # --- the root filesystem
     prepare_rootfs(ctx)
     chan.send("hooks", phase="createRuntime")
-    chan.expect("hooks-done")
+    ctx.init_pid = chan.expect("hooks-done").get("pid")  # our host pid, for hook state
     ctx.run_hooks("createContainer")
     enter_rootfs(ctx)
-    finish_rootfs(ctx)
-
-    # --- terminal
+    # --- terminal: the pty from the container's devpts, bound on /dev/console
+    # before the rootfs becomes read-only
     if proc.get("terminal"):
         ctx.setup_terminal()
+    finish_rootfs(ctx)
 
     # --- identity: bounding set, uid/gid, capabilities
     user = proc.get("user") or {}
@@ -91,7 +93,7 @@ def run_init(ctx, chan, exec_listener):
     capabilities.drop_bounding(caps)
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
     gids = list(user.get("additionalGids") or [])
-    if "user" not in new_ns or not ctx.setgroups_denied:
+    if not ctx.setgroups_denied:  # denied: a new or inherited (rootless) user namespace
         sc.setgroups(gids)
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     try:
@@ -110,20 +112,11 @@ def run_init(ctx, chan, exec_listener):
     cwd = proc.get("cwd", "/")
     try:
         os.chdir(cwd)
+        os.getcwd()  # ENOENT when cwd is outside our root (a /proc/self/fd/N of the host)
     except OSError as e:
         raise ConfigError("process.cwd", f"cannot enter {cwd}: {e.strerror}") from None
     env = _environ(proc)
     argv0 = resolve_exe(proc["args"][0], env)
-
-    # --- seccomp before dropping CAP_SYS_ADMIN unless no_new_privs lets us load it last
-    nnp = proc.get("noNewPrivileges", False)
-    if ctx.seccomp is not None and not nnp:
-        ctx.seccomp.load()
-    capabilities.apply(caps)
-    if nnp:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-        if ctx.seccomp is not None:
-            ctx.seccomp.load()
 
     # --- no host fd may reach the container: only stdio and preserved fds survive exec
     sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
@@ -132,6 +125,19 @@ def run_init(ctx, chan, exec_listener):
             os.set_inheritable(fd, True)
         except OSError:
             pass
+
+    attrs.apply_lsm(proc)  # apparmorProfile, selinuxLabel: applied at execve
+
+    # --- seccomp before dropping CAP_SYS_ADMIN unless no_new_privs lets us load it last
+    nnp = proc.get("noNewPrivileges", False)
+    if ctx.seccomp is not None and not nnp:
+        capabilities.raise_effective()
+        ctx.seccomp.load(chan)
+    capabilities.apply(caps)
+    if nnp:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if ctx.seccomp is not None:
+            ctx.seccomp.load(chan)
 
     chan.send("ready")
     chan.close()
@@ -165,8 +171,21 @@ def _environ(proc):
         if sep:
             env[k] = v
     if "HOME" not in env:
-        env["HOME"] = "/"  # runc sets HOME from /etc/passwd or /; keep it simple
+        env["HOME"] = _home_of((proc.get("user") or {}).get("uid", 0))
     return env
+
+
+def _home_of(uid):
+    """HOME from the container's /etc/passwd, "/" when it has none (as runc does)."""
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                fields = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def resolve_exe(name, env):
@@ -206,14 +225,20 @@ def prepare_rootfs(ctx):
         for i, m in enumerate(cfg.get("mounts") or []):
             mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup)
         if devices.needs_dev_setup(cfg):
-            devices.create_devices(rootfd, cfg, bind_from_host="user" in ctx.new_ns)
+            devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
             devices.create_links(rootfd)
             devices.setup_ptmx(rootfd)
         elif linux.get("devices"):
             devices.create_devices(rootfd, {"linux": {"devices": linux["devices"]}},
-                                   bind_from_host="user" in ctx.new_ns)
+                                   bind_from_host=_no_mknod(ctx))
     finally:
         os.close(rootfd)
+
+
+def _no_mknod(ctx):
+    """Device nodes are bind-mounted from the host, not made with mknod, in a user
+    namespace: a new one, or the one a rootless caller (rootless Podman) runs us in."""
+    return "user" in ctx.new_ns or getattr(ctx, "rootless", False)
 
 
 def enter_rootfs(ctx):
@@ -226,7 +251,14 @@ def enter_rootfs(ctx):
     else:
         # pivot_root(".", ".") stacks the old root on top of the new one; the old
         # root is then made a slave (so unmounting it reaches no host mount) and detached.
-        sc.pivot_root(".", ".")
+        # "." after pivot_root is still the new root: go to the old one first, or the
+        # rslave would strip the container's own mounts of their propagation ("shared").
+        oldroot = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            sc.pivot_root(".", ".")
+            os.fchdir(oldroot)
+        finally:
+            os.close(oldroot)
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
         sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
@@ -249,8 +281,10 @@ def finish_rootfs(ctx):
 
 
 def _open_nofollow(path):
+    """O_PATH fd of a container path: symlinks are followed inside the root only
+    (a /proc that is a symlink to /elsewhere is still masked), never a magic link."""
     return sc.openat2(-100, path, os.O_PATH | os.O_CLOEXEC, 0,
-                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS | sc.RESOLVE_NO_SYMLINKS)
+                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
 
 
 def mask_path(path, where):
@@ -259,7 +293,7 @@ def mask_path(path, where):
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as e:
-        if e.errno == 40:  # ELOOP: a symlink; masking it would follow it
+        if e.errno == 40:  # ELOOP: a magic link (or a loop); never masked through
             return
         raise ConfigError(where, f"cannot open {path}: {e.strerror}") from None
     try:

@@ -34,18 +34,25 @@ class InitContext:
         self.no_new_keyring = opts.get("no_new_keyring", False)
         self.preserve_fds = opts.get("preserve_fds", 0)
         self.console_socket = opts.get("console_socket")
+        self.console_conn = None  # connected console socket (init sends the pty master)
         self.seccomp = None
         self.setgroups_denied = False
+        self.rootless = False  # set by create (ocirt/rootless.py)
         self.hooks = None
         self.cgroup = None
-        self.state_for_hooks = None
+        self.state_for_hooks = None  # status -> OCI state dict for hooks and seccomp agents
+        self.init_pid = None  # init's host pid, once the intermediate has reported it
         self.close_in_child = []  # fds of the create process init must not keep (locks)
 
     def run_hooks(self, phase):
         if self.hooks is not None:
-            self.hooks.run(phase, self.state_for_hooks())
+            status = "created" if phase == "startContainer" else "creating"
+            self.hooks.run(phase, self.state_for_hooks(status))
 
     def mount_cgroup(self, target, opts, where):
+        if self.rootless:
+            from ..rootless import mount_cgroup
+            return mount_cgroup(self, target, opts, where)
         from ..cgroups import mount_in_container
         mount_in_container(target, opts, where, self.cgroup)
 
@@ -83,23 +90,36 @@ def spawn(ctx, exec_listener, on_intermediate=None):
         if on_intermediate is not None:
             on_intermediate(pid)
         parent.send("go")
+        deferred = []
         while True:
-            msg = parent.recv()
+            if deferred and init_pid is not None:
+                msg = deferred.pop(0)
+            else:
+                msg = parent.recv()
             if msg is None:
                 raise OcirtError("container init exited before it was ready")
             kind = msg["type"]
+            if init_pid is None and kind in ("hooks", "seccomp-fd", "ready"):
+                # init and the intermediate share the channel: init may speak before
+                # the intermediate has reported init's pid, which comes next.
+                deferred.append(msg)
+                continue
             if kind == "userns":
                 _write_id_maps(ctx, pid)
-                parent.send("maps-done")
+                parent.send("maps-done", setgroups_denied=ctx.setgroups_denied)
             elif kind == "init-pid":
-                init_pid = msg["pid"]
+                init_pid = ctx.init_pid = msg["pid"]
                 _reap(pid)
                 pid = None
             elif kind == "hooks":
                 if ctx.hooks is not None:
                     ctx.hooks.run("prestart", ctx.state_for_hooks())
                     ctx.hooks.run(msg["phase"], ctx.state_for_hooks())
-                parent.send("hooks-done")
+                parent.send("hooks-done", pid=init_pid)
+            elif kind == "seccomp-fd":
+                from ..seccomp import recv_notify_fd
+                ctx.seccomp.send_to_listener(recv_notify_fd(msg), ctx.state_for_hooks(),
+                                             init_pid)
             elif kind == "ready":
                 return init_pid
             elif kind == "error":
@@ -118,6 +138,8 @@ def spawn(ctx, exec_listener, on_intermediate=None):
         raise
     finally:
         parent.close()
+        if ctx.console_conn is not None:
+            ctx.console_conn.close()  # init has its copy
 
 
 def _reap(pid):
@@ -153,10 +175,15 @@ def _intermediate(ctx, chan, exec_listener):
         finally:
             os.close(fd)
     if "user" in ctx.new_ns:
-        sc.unshare(sc.CLONE_NEWUSER)
+        try:
+            sc.unshare(sc.CLONE_NEWUSER)
+        except OSError as e:
+            from ..rootless import unshare_error
+            raise OcirtError(unshare_error(e)) from None
         chan.send("userns")
-        chan.expect("maps-done")
-        os.setresgid(0, 0, 0) if _mapped(0) else None
+        # init (forked below) must know: it may then not call setgroups
+        ctx.setgroups_denied = bool(chan.expect("maps-done").get("setgroups_denied"))
+        os.setresgid(0, 0, 0) if _mapped(0, "/proc/self/gid_map") else None
         os.setresuid(0, 0, 0) if _mapped(0) else None
     flags = 0
     for t in ctx.new_ns:
@@ -182,9 +209,9 @@ def _intermediate(ctx, chan, exec_listener):
     chan.send("init-pid", pid=pid)
 
 
-def _mapped(uid):
+def _mapped(uid, map_file="/proc/self/uid_map"):
     try:
-        with open("/proc/self/uid_map") as f:
+        with open(map_file) as f:
             for line in f:
                 inside, _, count = (int(x) for x in line.split())
                 if inside <= uid < inside + count:

@@ -9,8 +9,13 @@ import os
 from .. import syscalls as sc
 from ..errors import ConfigError
 
+_MS_I_VERSION = 1 << 23
+
 # option -> (flags to set, flags to clear)
 _FLAGS = {
+    # mount(8): rw,suid,dev,exec,auto,nouser,async
+    "defaults": (0, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+                 | sc.MS_SYNCHRONOUS),
     "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY),
     "nosuid": (sc.MS_NOSUID, 0), "suid": (0, sc.MS_NOSUID),
     "nodev": (sc.MS_NODEV, 0), "dev": (0, sc.MS_NODEV),
@@ -26,6 +31,7 @@ _FLAGS = {
     "lazytime": (sc.MS_LAZYTIME, 0), "nolazytime": (0, sc.MS_LAZYTIME),
     "nosymfollow": (sc.MS_NOSYMFOLLOW, 0), "symfollow": (0, sc.MS_NOSYMFOLLOW),
     "silent": (sc.MS_SILENT, 0), "loud": (0, sc.MS_SILENT),
+    "iversion": (_MS_I_VERSION, 0), "noiversion": (0, _MS_I_VERSION),
     "bind": (sc.MS_BIND, 0), "rbind": (sc.MS_BIND | sc.MS_REC, 0),
 }
 PROPAGATION = {

@@ -1,0 +1,201 @@
+"""Helpers shared by the v1 and v2 drivers: mount discovery, paths, file I/O."""
+import errno
+import os
+import signal
+
+from ..errors import ConfigError, OcirtError
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def _unescape(s):
+    return (s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
+            .replace("\\134", "\\"))
+
+
+def cgroup_mounts(mountinfo=MOUNTINFO):
+    """[(fstype, mountpoint, root, superoptions)] of every cgroup/cgroup2 mount,
+    the first mount of each hierarchy winning."""
+    out = []
+    with open(mountinfo) as f:
+        for line in f:
+            parts = line.split()
+            try:
+                sep = parts.index("-")
+            except ValueError:
+                continue
+            fstype = parts[sep + 1]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            out.append((fstype, _unescape(parts[4]), _unescape(parts[3]),
+                        parts[sep + 3] if len(parts) > sep + 3 else ""))
+    return out
+
+
+def own_cgroups(pid="self"):
+    """{hierarchy key: path} from /proc/<pid>/cgroup; key "" is the v2 hierarchy,
+    v1 keys are the comma-joined controller list as the kernel prints it."""
+    out = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            _, ctrls, path = line.split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def under_mount(mountpoint, mount_root, cgpath):
+    """Host directory of hierarchy path `cgpath` for a mount of `mount_root`."""
+    rel = os.path.relpath(cgpath, mount_root) if mount_root != "/" else cgpath.lstrip("/")
+    if rel == ".":
+        return mountpoint
+    if rel.startswith(".."):
+        raise OcirtError(f"cgroup {cgpath} is outside the mounted part of its hierarchy"
+                         f" ({mountpoint} shows {mount_root})")
+    return os.path.join(mountpoint, rel)
+
+
+def clean_path(p):
+    """Normalise a cgroup path; '..' may not climb above its base."""
+    parts = []
+    for c in p.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if not parts:
+                raise ConfigError("linux.cgroupsPath", f"{p!r} climbs above the cgroup root")
+            parts.pop()
+            continue
+        parts.append(c)
+    return "/" + "/".join(parts)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def read_int(path, default=None):
+    try:
+        s = read(path).strip()
+    except OSError:
+        return default
+    if s == "max":
+        return default
+    try:
+        return int(s)
+    except ValueError:
+        return default
+
+
+def read_kv(path):
+    """A 'key value' file (memory.stat, cpu.stat, memory.events) as {key: int}."""
+    out = {}
+    try:
+        data = read(path)
+    except OSError:
+        return out
+    for line in data.splitlines():
+        k, _, v = line.partition(" ")
+        try:
+            out[k] = int(v)
+        except ValueError:
+            pass
+    return out
+
+
+def write(dirpath, name, value, field, what=None):
+    """Write one cgroup file; any failure names the config field."""
+    path = os.path.join(dirpath, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC)
+    except FileNotFoundError:
+        raise ConfigError(field, f"the kernel has no {name} in {dirpath}"
+                          f"{' (' + what + ')' if what else ''}") from None
+    except OSError as e:
+        raise ConfigError(field, f"cannot open {path}: {e.strerror}") from None
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as e:
+        reason = e.strerror
+        if e.errno == errno.EINVAL:
+            reason = "the kernel rejects it (Invalid argument)"
+        elif e.errno == errno.EBUSY:
+            reason = "the kernel refuses it now (Device or resource busy)"
+        raise ConfigError(field, f"writing {str(value)!r} to {path}: {reason}") from None
+    finally:
+        os.close(fd)
+
+
+def procs(dirpath, recursive=True):
+    """Pids in a cgroup dir (and, recursively, its children)."""
+    out = []
+    try:
+        with open(os.path.join(dirpath, "cgroup.procs")) as f:
+            out.extend(int(x) for x in f.read().split())
+    except FileNotFoundError:
+        return out
+    if recursive:
+        try:
+            for e in os.scandir(dirpath):
+                if e.is_dir(follow_symlinks=False):
+                    out.extend(procs(e.path, True))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def signal_pids(pids, signum):
+    for p in pids:
+        try:
+            os.kill(p, signum)
+        except ProcessLookupError:
+            pass
+
+
+def rmdir_tree(path):
+    """Remove a cgroup dir and any child cgroups below it (children first)."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return True
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            rmdir_tree(e.path)
+    return rmdir_retry(path)
+
+
+def rmdir_retry(path, tries=200):
+    """rmdir; a cgroup whose last task just died can stay busy for a moment."""
+    import time
+    delay = 0.001
+    for _ in range(tries):
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EBUSY, errno.EAGAIN):
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    return False
+
+
+def kill_loop(dirpaths, signum=signal.SIGKILL, timeout=10.0):
+    """SIGKILL everything in `dirpaths` until they are empty (forks race the kill)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = []
+        for d in dirpaths:
+            pids.extend(procs(d))
+        if not pids:
+            return True
+        signal_pids(set(pids), signum)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)

@@ -1,0 +1,520 @@
+"""The cgroup v2 (unified) driver.
+
+Conversions from the OCI (v1-shaped) fields, as runc does them:
+  cpu.shares S       -> cpu.weight 1 + (S - 2) * 9999 / 262142
+  cpu.quota/period   -> cpu.max "QUOTA PERIOD" (quota -1 -> max)
+  memory.swap W      -> memory.swap.max W - limit (OCI swap is memory + swap)
+  memory.reservation -> memory.low
+  blockIO.weight W   -> io.bfq.weight W when the kernel has it, else
+                        io.weight 1 + (W - 10) * 9999 / 990
+  throttle*Device    -> io.max "MAJ:MIN rbps=|wbps=|riops=|wiops=N"
+  hugepageLimits     -> hugetlb.<size>.max
+  devices            -> an eBPF BPF_PROG_TYPE_CGROUP_DEVICE program
+Fields v2 has no equivalent for (memory.kernel, kernelTCP, swappiness,
+disableOOMKiller=true, useHierarchy=false, cpu.realtime*, blockIO.leafWeight,
+network.*) are refused, never ignored.
+"""
+import os
+import signal
+
+from .. import syscalls as sc
+from ..errors import ConfigError, OcirtError
+from . import base, fs
+from .base import RES
+
+# Which controller each top-level section needs.
+_CTRL = {"memory": "memory", "pids": "pids", "blockIO": "io", "hugepageLimits": "hugetlb",
+         "rdma": "rdma"}
+
+
+def mount_of():
+    for t, mp, root, _ in fs.cgroup_mounts():
+        if t == "cgroup2":
+            return mp, root
+    raise OcirtError("cgroup v2: no cgroup2 filesystem is mounted")
+
+
+class V2Cgroup(base.Cgroup):
+    driver = "v2"
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.dir = None
+        self.mount = None
+        self.bpf = None  # pinned/attached program info
+
+    @classmethod
+    def create(cls, cfg, cid, path):
+        linux = cfg.get("linux") or {}
+        res = base.check_sections(linux.get("resources"), RES)
+        mp, mroot = mount_of()
+        if path:
+            if path.startswith("/"):
+                cgpath = fs.clean_path(path)
+            else:
+                cgpath = fs.clean_path(fs.own_cgroups().get("", "/") + "/" + path)
+        else:
+            cgpath = f"/ocirt/{cid}"
+        self = cls(cgpath)
+        self.mount = mp
+        self.dir = fs.under_mount(mp, mroot, cgpath)
+        self.cgroupns = any(n.get("type") == "cgroup" for n in linux.get("namespaces") or [])
+        self.linux_devices = [{k: x.get(k) for k in ("type", "major", "minor")}
+                              for x in linux.get("devices") or [] if isinstance(x, dict)]
+        ops, required = plan(self.dir, res, RES, linux.get("devices"), update=False,
+                             check_files=False)
+        try:
+            self._make(required)
+            for op in ops:
+                op[0](*op[1:])
+        except BaseException:
+            self._rollback()
+            raise
+        return self
+
+    def _make(self, required):
+        """mkdir the path, enabling controllers on the way down, obeying the
+        no-internal-process rule."""
+        rel = os.path.relpath(self.dir, self.mount)
+        chain = [self.mount]
+        if rel != ".":
+            for part in rel.split("/"):
+                chain.append(os.path.join(chain[-1], part))
+        for i, d in enumerate(chain):
+            if i > 0 and not os.path.isdir(d):
+                try:
+                    os.mkdir(d, 0o755)
+                except FileExistsError:
+                    pass
+                except OSError as e:
+                    raise OcirtError(f"linux.cgroupsPath: cannot create cgroup {d}: "
+                                     f"{e.strerror}") from None
+                else:
+                    self.created.append(d)
+            if d == self.dir:
+                break
+            _enable(d, required, is_root=(i == 0))
+        have = set(fs.read(os.path.join(self.dir, "cgroup.controllers")).split())
+        for ctrl, field in required.items():
+            if ctrl not in have:
+                raise ConfigError(field, f"cgroup v2 controller {ctrl} is not available in "
+                                  f"{self.dir} (the kernel lacks it, or a parent does not "
+                                  "delegate it)")
+        if not self.created or self.created[-1] != self.dir:
+            if fs.procs(self.dir, recursive=False):
+                raise OcirtError(f"linux.cgroupsPath: cgroup {self.dir} already holds "
+                                 "processes; a container needs a cgroup of its own")
+
+    def add_pid(self, pid):
+        try:
+            with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        except OSError as e:
+            raise OcirtError(f"cannot move pid {pid} into cgroup {self.dir}: {e.strerror}") \
+                from None
+
+    def to_state(self):
+        return {"driver": "v2", "path": self.path, "dir": self.dir, "mount": self.mount,
+                "created": self.created, "cgroupns": self.cgroupns,
+                "linux_devices": self.linux_devices}
+
+    def mount_in_container(self, target, opts, where):
+        from ..rootfs.mounts import remount_bind
+        flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        try:
+            if self.cgroupns:
+                sc.mount("cgroup2", target, "cgroup2", flags, None)
+            else:
+                parent = os.open(target + "/..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    name = os.path.basename(os.readlink(target))
+                    sc.mount(self.dir, target, None, sc.MS_BIND, None)
+                    fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, dir_fd=parent)
+                    try:
+                        remount_bind(f"/proc/self/fd/{fd}", flags)
+                    finally:
+                        os.close(fd)
+                finally:
+                    os.close(parent)
+        except OSError as e:
+            raise ConfigError(where, f"mounting cgroup2: {e.strerror}") from None
+
+
+def _enable(d, required, is_root):
+    """Enable in d's cgroup.subtree_control every controller it has (what the
+    container's stats need), unless d holds processes: then only check that the
+    controllers the limits need are already on, and say why not otherwise."""
+    avail = set(fs.read(os.path.join(d, "cgroup.controllers")).split())
+    on = set(fs.read(os.path.join(d, "cgroup.subtree_control")).split())
+    missing = avail - on
+    if not missing:
+        return
+    if not is_root and fs.procs(d, recursive=False):
+        need = [c for c in required if c in missing]
+        if need:
+            raise ConfigError(required[need[0]], f"cgroup {d} holds processes, so controller"
+                              f" {need[0]} cannot be enabled in its cgroup.subtree_control "
+                              "(cgroup v2 no-internal-process rule); use a linux.cgroupsPath "
+                              "outside it, or move those processes into a leaf cgroup")
+        return
+    try:
+        fs.write(d, "cgroup.subtree_control", " ".join("+" + c for c in sorted(missing)),
+                 "linux.cgroupsPath")
+    except ConfigError:
+        # One controller may refuse (e.g. a threaded subtree); enable one by one.
+        for c in sorted(missing):
+            try:
+                fs.write(d, "cgroup.subtree_control", "+" + c, "linux.cgroupsPath")
+            except ConfigError as e:
+                if c in required:
+                    raise ConfigError(required[c], f"cannot enable controller {c} in "
+                                      f"{d}/cgroup.subtree_control: {e.message}") from None
+
+
+# --- planning ---------------------------------------------------------------------
+
+def _w(d, name, value, field):
+    return (fs.write, d, name, value, field)
+
+
+def shares_to_weight(shares):
+    if not shares:
+        return 0
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_to_io_weight(w):
+    if not w:
+        return 0
+    return 1 + ((w - 10) * 9999) // 990
+
+
+def plan(d, res, field, linux_devices=None, update=False, check_files=True):
+    """-> (ops, {controller: field that needs it})."""
+    res = base.check_sections(res, field)
+    ops = []
+    req = {}
+
+    def need(ctrl, f):
+        req.setdefault(ctrl, f)
+
+    def refuse(f, why):
+        raise ConfigError(f, f"cgroup v2 has no equivalent: {why}; refusing rather than "
+                          "ignoring it")
+
+    mem = res.get("memory") or {}
+    if mem:
+        f = f"{field}.memory"
+        lim = base.get_int(mem, "limit", f"{f}.limit", lo=0, allow_minus1=True)
+        swap = base.get_int(mem, "swap", f"{f}.swap", lo=0, allow_minus1=True)
+        resv = base.get_int(mem, "reservation", f"{f}.reservation", lo=0, allow_minus1=True)
+        kern = base.get_int(mem, "kernel", f"{f}.kernel", lo=0, allow_minus1=True)
+        ktcp = base.get_int(mem, "kernelTCP", f"{f}.kernelTCP", lo=0, allow_minus1=True)
+        swp = base.get_int(mem, "swappiness", f"{f}.swappiness", 0, 100)
+        oom = base.get_bool(mem, "disableOOMKiller", f"{f}.disableOOMKiller")
+        hier = base.get_bool(mem, "useHierarchy", f"{f}.useHierarchy")
+        check = base.get_bool(mem, "checkBeforeUpdate", f"{f}.checkBeforeUpdate")
+        if kern:
+            refuse(f"{f}.kernel", "kernel memory is accounted in memory.max")
+        if ktcp:
+            refuse(f"{f}.kernelTCP", "TCP buffer memory is accounted in memory.max")
+        if swp is not None:
+            refuse(f"{f}.swappiness", "there is no per-cgroup swappiness")
+        if oom:
+            refuse(f"{f}.disableOOMKiller", "the OOM killer cannot be disabled per cgroup")
+        if hier is False:
+            refuse(f"{f}.useHierarchy", "v2 is always hierarchical")
+        if lim == 0:
+            lim = None
+        if swap == 0:
+            swap = None
+        swapmax = None
+        if swap is not None:
+            if swap == -1:
+                swapmax = "max"
+            elif lim is None and not update:
+                raise ConfigError(f"{f}.swap", "a swap limit needs memory.limit too (v2 "
+                                  "limits swap separately: swap.max = swap - limit)")
+            elif lim == -1:
+                raise ConfigError(f"{f}.swap", "a swap limit with an unlimited memory.limit"
+                                  " cannot be converted to memory.swap.max")
+            elif lim is not None and swap < lim:
+                raise ConfigError(f"{f}.swap", f"{swap} is below memory.limit {lim}: swap is"
+                                  " the total of memory and swap")
+            else:
+                swapmax = ("delta", swap)
+        if any(x is not None for x in (lim, swapmax, resv)):
+            need("memory", f)
+        if lim is not None or swapmax is not None:
+            ops.append((_set_mem, d, lim, swapmax, f, bool(check and update)))
+        if resv:
+            ops.append(_w(d, "memory.low", "max" if resv == -1 else resv, f"{f}.reservation"))
+    cpu = res.get("cpu") or {}
+    if cpu:
+        f = f"{field}.cpu"
+        shares = base.get_int(cpu, "shares", f"{f}.shares", 2, 262144)
+        quota = base.get_int(cpu, "quota", f"{f}.quota", lo=1000, allow_minus1=True)
+        period = base.get_int(cpu, "period", f"{f}.period", 1000, 1000000)
+        burst = base.get_int(cpu, "burst", f"{f}.burst", 0)
+        rtr = base.get_int(cpu, "realtimeRuntime", f"{f}.realtimeRuntime", lo=0,
+                           allow_minus1=True)
+        rtp = base.get_int(cpu, "realtimePeriod", f"{f}.realtimePeriod", 0)
+        idle = base.get_int(cpu, "idle", f"{f}.idle", 0, 1)
+        cpus = base.cpuset_list(base.get_str(cpu, "cpus", f"{f}.cpus"), f"{f}.cpus")
+        mems = base.cpuset_list(base.get_str(cpu, "mems", f"{f}.mems"), f"{f}.mems")
+        if rtr:
+            refuse(f"{f}.realtimeRuntime", "realtime CPU time is not a v2 cgroup limit")
+        if rtp:
+            refuse(f"{f}.realtimePeriod", "realtime CPU time is not a v2 cgroup limit")
+        if shares:
+            need("cpu", f"{f}.shares")
+            ops.append(_w(d, "cpu.weight", shares_to_weight(shares), f"{f}.shares"))
+        if quota or period:
+            need("cpu", f"{f}.quota" if quota else f"{f}.period")
+            ops.append((_set_cpu_max, d, quota, period, f))
+        if burst is not None:
+            need("cpu", f"{f}.burst")
+            ops.append(_w(d, "cpu.max.burst", burst, f"{f}.burst"))
+        if idle is not None:
+            need("cpu", f"{f}.idle")
+            ops.append(_w(d, "cpu.idle", idle, f"{f}.idle"))
+        if cpus:
+            need("cpuset", f"{f}.cpus")
+            ops.append(_w(d, "cpuset.cpus", cpus, f"{f}.cpus"))
+        if mems:
+            need("cpuset", f"{f}.mems")
+            ops.append(_w(d, "cpuset.mems", mems, f"{f}.mems"))
+    pids = res.get("pids")
+    if pids:
+        f = f"{field}.pids.limit"
+        lim = base.get_int(pids, "limit", f, lo=0, allow_minus1=True)
+        if lim is not None:
+            need("pids", f)
+            ops.append(_w(d, "pids.max", lim if lim > 0 else "max", f))
+    bio = res.get("blockIO") or {}
+    if bio:
+        f = f"{field}.blockIO"
+        w = base.get_int(bio, "weight", f"{f}.weight", 0, 1000)
+        lw = base.get_int(bio, "leafWeight", f"{f}.leafWeight", 0, 1000)
+        if lw:
+            refuse(f"{f}.leafWeight", "there is no leaf weight")
+        if w:
+            if w < 10:
+                raise ConfigError(f"{f}.weight", f"{w} is out of range: must be 10..1000")
+            need("io", f"{f}.weight")
+            ops.append((_set_io_weight, d, None, w, f"{f}.weight"))
+        for where, mj, mn, wt in base.device_list(bio, "weightDevice", f, "weight", 0, 1000):
+            idx = int(where.rsplit("[", 1)[1][:-1])
+            if base.get_int(bio["weightDevice"][idx], "leafWeight", f"{where}.leafWeight"):
+                refuse(f"{where}.leafWeight", "there is no leaf weight")
+            if wt is not None:
+                need("io", where)
+                ops.append((_set_io_weight, d, f"{mj}:{mn}", wt, f"{where}.weight"))
+        for key, io_key in (("throttleReadBpsDevice", "rbps"),
+                            ("throttleWriteBpsDevice", "wbps"),
+                            ("throttleReadIOPSDevice", "riops"),
+                            ("throttleWriteIOPSDevice", "wiops")):
+            for where, mj, mn, rate in base.device_list(bio, key, f, "rate", 0):
+                if rate is None:
+                    raise ConfigError(f"{where}.rate", "is required")
+                need("io", where)
+                ops.append(_w(d, "io.max", f"{mj}:{mn} {io_key}={rate if rate else 'max'}",
+                              f"{where}.rate"))
+    for where, size, lim in base.hugepage_limits(res, field):
+        need("hugetlb", where)
+        ops.append(_w(d, f"hugetlb.{size}.max", lim, f"{where}.limit"))
+    net = res.get("network")
+    if net:
+        if not isinstance(net, dict):
+            raise ConfigError(f"{field}.network", "must be an object")
+        if net.get("classID") is not None:
+            refuse(f"{field}.network.classID", "net_cls is a v1-only controller")
+        if net.get("priorities"):
+            refuse(f"{field}.network.priorities", "net_prio is a v1-only controller")
+    rdma = res.get("rdma")
+    if rdma:
+        from .v1 import _plan_rdma
+        rops = _plan_rdma(lambda c, f: (need(c, f), d)[1], rdma, f"{field}.rdma", "rdma.max")
+        ops += rops
+    uni = res.get("unified")
+    if uni:
+        from .v1 import _check_unified_key
+        f = f"{field}.unified"
+        if not isinstance(uni, dict):
+            raise ConfigError(f, "must be an object of file: value")
+        for k, v in uni.items():
+            _check_unified_key(k, v, f)
+            ctrl = k.split(".", 1)[0]
+            if ctrl not in ("cgroup",):
+                need(ctrl, f"{f}.{k}")
+            ops.append(_w(d, k, v, f"{f}.{k}"))
+    if "devices" in res and (res["devices"] is not None or not update):
+        from . import devices
+        if update:
+            rules = devices.parse(res["devices"], f"{field}.devices")
+            rules += devices.effective([], linux_devices)
+        else:
+            rules = devices.effective(res.get("devices"), linux_devices)
+        ops.append((_set_devices, d, rules, f"{field}.devices"))
+    return ops, req
+
+
+def _set_mem(d, lim, swapmax, f, check):
+    if check and lim not in (None, -1):
+        use = fs.read_int(os.path.join(d, "memory.current"), 0)
+        if lim < use:
+            raise ConfigError(f"{f}.limit", f"{lim} is below the current usage {use} "
+                              "(checkBeforeUpdate)")
+    if isinstance(swapmax, tuple):
+        total = swapmax[1]
+        cur = lim
+        if cur is None:
+            cur = fs.read_int(os.path.join(d, "memory.max"))
+            if cur is None:
+                raise ConfigError(f"{f}.swap", "a swap limit needs a memory limit")
+        swapmax = total - cur
+    if swapmax is not None and not os.path.exists(os.path.join(d, "memory.swap.max")):
+        raise ConfigError(f"{f}.swap", "the kernel has no memory.swap.max (no swap "
+                          "accounting)")
+    if lim is not None:
+        fs.write(d, "memory.max", "max" if lim == -1 else lim, f"{f}.limit")
+    if swapmax is not None:
+        fs.write(d, "memory.swap.max", swapmax, f"{f}.swap")
+
+
+def _set_cpu_max(d, quota, period, f):
+    if quota is None or period is None:
+        try:
+            cq, cp = fs.read(os.path.join(d, "cpu.max")).split()
+        except OSError:
+            cq, cp = "max", "100000"
+        if quota is None:
+            quota = cq
+        if period is None:
+            period = cp
+    q = "max" if quota in (-1, "max") else quota
+    fs.write(d, "cpu.max", f"{q} {period}", f"{f}.quota")
+
+
+def _set_io_weight(d, dev, w, field):
+    if os.path.exists(os.path.join(d, "io.bfq.weight")):
+        fs.write(d, "io.bfq.weight", f"{dev} {w}" if dev else w, field)
+    elif os.path.exists(os.path.join(d, "io.weight")):
+        v = blkio_to_io_weight(w)
+        fs.write(d, "io.weight", f"{dev} {v}" if dev else f"default {v}", field)
+    else:
+        raise ConfigError(field, f"the kernel has neither io.bfq.weight nor io.weight in {d}")
+
+
+def _set_devices(d, rules, field):
+    from . import bpf
+    bpf.attach_device_filter(d, rules, field)
+
+
+# --- operations on a stored cgroup --------------------------------------------------
+
+def is_frozen(st):
+    return fs.read(os.path.join(st["dir"], "cgroup.freeze")).strip() == "1"
+
+
+def _events(d):
+    out = {}
+    try:
+        for line in fs.read(os.path.join(d, "cgroup.events")).splitlines():
+            k, _, v = line.partition(" ")
+            out[k] = v
+    except OSError:
+        pass
+    return out
+
+
+def freeze(st):
+    import time
+    d = st["dir"]
+    fs.write(d, "cgroup.freeze", "1", "cgroup.freeze")
+    for _ in range(2000):
+        if _events(d).get("frozen") == "1":
+            return
+        time.sleep(0.005)
+    fs.write(d, "cgroup.freeze", "0", "cgroup.freeze")
+    raise OcirtError(f"cannot pause: {d} did not freeze")
+
+
+def thaw(st):
+    fs.write(st["dir"], "cgroup.freeze", "0", "cgroup.freeze")
+
+
+def pids(st):
+    return sorted(set(fs.procs(st["dir"])))
+
+
+def signal_all(st, signum):
+    if signum == signal.SIGKILL:
+        return kill_all(st)
+    froze = False
+    if not is_frozen(st):
+        try:
+            freeze(st)
+            froze = True
+        except (OcirtError, OSError):
+            pass
+    try:
+        fs.signal_pids(pids(st), signum)
+    finally:
+        if froze:
+            thaw(st)
+
+
+def kill_all(st):
+    d = st["dir"]
+    if not os.path.isdir(d):
+        return
+    if os.path.exists(os.path.join(d, "cgroup.kill")):
+        try:
+            fs.write(d, "cgroup.kill", "1", "cgroup.kill")  # kills frozen tasks too
+        except ConfigError:
+            pass
+    else:
+        fs.signal_pids(pids(st), signal.SIGKILL)
+        try:
+            thaw(st)
+        except (ConfigError, OSError):
+            pass
+    if not fs.kill_loop([d]):
+        raise OcirtError(f"processes in cgroup {d} survived SIGKILL")
+
+
+def remove(st):
+    try:
+        kill_all(st)
+    except OcirtError:
+        pass
+    for c in reversed(st.get("created") or []):
+        if not fs.rmdir_tree(c) and c == st["dir"]:
+            raise OcirtError(f"cannot remove cgroup {c}: still busy")
+
+
+def update(st, res, field):
+    ops, req = plan(st["dir"], res, field, st.get("linux_devices"), update=True)
+    have = set(fs.read(os.path.join(st["dir"], "cgroup.controllers")).split())
+    for ctrl, f in req.items():
+        if ctrl not in have:
+            raise ConfigError(f, f"cgroup v2 controller {ctrl} is not enabled for "
+                              f"{st['dir']}")
+    for op in ops:
+        op[0](*op[1:])
+
+
+def oom_kills(st):
+    return fs.read_kv(os.path.join(st["dir"], "memory.events")).get("oom_kill", 0)
+
+
+def stats(st):
+    from .counters import v2_stats
+    return v2_stats(st)
+
+
+def usage(st):
+    from .counters import v2_usage
+    return v2_usage(st)

@@ -1,0 +1,36 @@
+"""ocirt exec [options] ID [COMMAND [ARGS...]] (runc's flags)."""
+from ..errors import OcirtError
+from .args import Flags
+
+FLAGS = Flags({
+    "process": (("p",), str, None), "tty": (("t",), bool, False),
+    "detach": (("d",), bool, False), "pid-file": ((), str, None),
+    "console-socket": ((), str, None), "env": (("e",), list, []),
+    "cwd": ((), str, None), "user": (("u",), str, None),
+    "additional-gids": (("g",), list, []), "cap": (("c",), list, []),
+    "no-new-privs": ((), bool, False), "preserve-fds": ((), int, 0),
+    "apparmor": ((), str, None), "process-label": ((), str, None),
+    "ignore-paused": ((), bool, False), "pidfd-socket": ((), str, None),
+})
+
+
+def main(g, argv):
+    o, pos = FLAGS.parse(argv)
+    if not pos:
+        raise OcirtError('"exec" requires a container id')
+    if o["preserve-fds"] < 0:
+        raise OcirtError("--preserve-fds must not be negative")
+    if o["pidfd-socket"]:
+        raise OcirtError("--pidfd-socket is not supported")
+    if o["ignore-paused"]:
+        raise OcirtError("--ignore-paused is not supported: resume the container first")
+    gids = []
+    for item in o["additional-gids"]:
+        gids.extend(x for x in item.split(",") if x)
+    from ..lifecycle.exec import exec_process
+    return exec_process(pos[0], root=g["root"], args=pos[1:], process_file=o["process"],
+                        tty=o["tty"], detach=o["detach"], pid_file=o["pid-file"],
+                        console_socket=o["console-socket"], env=o["env"], cwd=o["cwd"],
+                        user=o["user"], additional_gids=gids, caps=o["cap"],
+                        no_new_privs=o["no-new-privs"], preserve_fds=o["preserve-fds"],
+                        apparmor=o["apparmor"], process_label=o["process-label"])

@@ -1,0 +1,38 @@
+"""ocirt uninstall: remove the runtime `ocirt install` added to Docker's daemon.json."""
+import sys
+
+from .. import install as inst
+from ..errors import OcirtError
+from .args import Flags
+
+FLAGS = Flags({
+    "config": (("config-file", "c"), str, inst.DEFAULT_CONFIG),
+    "runtime": (("name",), str, inst.DEFAULT_NAME),
+    "help": (("h",), bool, False),
+})
+
+HELP = """usage: ocirt uninstall [--config FILE] [--runtime NAME]
+
+Removes runtimes.NAME (default ocirt) from Docker's daemon.json (default
+/etc/docker/daemon.json), and "default-runtime" when it names NAME; every other key
+is kept. Containers still using the runtime keep running; reload dockerd afterwards.
+"""
+
+
+def main(g, argv):
+    o, pos = FLAGS.parse(argv, interspersed=True)
+    if o["help"]:
+        sys.stdout.write(HELP)
+        return 0
+    if pos:
+        raise OcirtError(f'"uninstall" takes no arguments, got {pos[0]!r}')
+    what = inst.uninstall(o["config"], o["runtime"])
+    name, cfg = o["runtime"], o["config"]
+    if what == "absent":
+        sys.stdout.write(f'runtime "{name}" is not in {cfg}; nothing changed\n')
+    elif what == "default-removed":
+        sys.stdout.write(f'removed "default-runtime": "{name}" from {cfg}\n')
+    else:
+        sys.stdout.write(f'removed runtime "{name}" from {cfg}; reload dockerd '
+                         "(kill -HUP its pid, or systemctl reload docker)\n")
+    return 0

@@ -1,0 +1,238 @@
+"""exec: run a new process in a running (or created) container.
+
+The process is the container's config.json `process` with the command line's
+overrides (runc's rules), or a process JSON file (--process) whose missing
+capabilities, noNewPrivileges, rlimits, apparmorProfile, selinuxLabel, ioPriority
+and scheduler fall back to the container's. It joins every namespace of the
+container and its cgroup and gets the container's seccomp filter.
+
+Foreground: the exit status of the process (128+N if killed by signal N), with a
+terminal relayed to the caller's when --tty has no --console-socket.
+--detach: returns once the process has exec'd; its pid goes to --pid-file.
+"""
+import os
+import signal
+
+from .. import config, state as statemod
+from ..errors import ConfigError, OcirtError
+
+# process fields that, absent from a --process file, come from config.json
+_INHERITED = ("capabilities", "noNewPrivileges", "rlimits", "apparmorProfile",
+              "selinuxLabel", "ioPriority", "scheduler", "oomScoreAdj")
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def parse_user(text):
+    uid, sep, gid = text.partition(":")
+    try:
+        u = int(uid)
+        g = int(gid) if sep else None
+        if u < 0 or (g is not None and g < 0) or u > 0xFFFFFFFE or (g or 0) > 0xFFFFFFFE:
+            raise ValueError
+    except ValueError:
+        raise OcirtError(f"--user {text!r}: use UID[:GID] (numbers)") from None
+    return u, g
+
+
+def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, user=None,
+                  additional_gids=(), caps=(), no_new_privs=None, apparmor=None,
+                  process_label=None):
+    """The process spec to run, and the prefix to name its fields in errors."""
+    base = cfg.get("process") or {}
+    if process_file:
+        where = "process"
+        import json
+        try:
+            with open(process_file, "rb") as f:
+                p = json.loads(f.read())
+        except OSError as e:
+            raise OcirtError(f"--process {process_file}: {e.strerror}") from None
+        except ValueError as e:
+            raise OcirtError(f"--process {process_file}: not valid JSON: {e}") from None
+        if not isinstance(p, dict):
+            raise OcirtError(f"--process {process_file}: must be a JSON object")
+        try:
+            config.check(dict(cfg, process=p))
+        except ConfigError as e:
+            raise OcirtError(f"--process {process_file}: {e}") from None
+        proc = dict(p)
+        for k in _INHERITED:
+            if proc.get(k) in (None, "", []) and k in base:
+                proc[k] = base[k]
+    else:
+        where = "process"
+        if not args:
+            raise OcirtError("exec args cannot be empty")
+        import copy
+        proc = copy.deepcopy(base)
+        proc["args"] = list(args)
+        proc["terminal"] = bool(tty)
+        proc.pop("consoleSize", None)
+    if process_file and tty:
+        proc["terminal"] = True
+    if cwd:
+        proc["cwd"] = cwd
+    if env:
+        proc["env"] = list(proc.get("env") or []) + list(env)
+    if user:
+        u, g = parse_user(user)
+        proc.setdefault("user", {})
+        proc["user"] = dict(proc["user"], uid=u)
+        if g is not None:
+            proc["user"]["gid"] = g
+    if additional_gids:
+        gids = []
+        for x in additional_gids:
+            try:
+                gids.append(int(x))
+                if gids[-1] < 0:
+                    raise ValueError
+            except ValueError:
+                raise OcirtError(f"--additional-gids {x!r}: must be a number") from None
+        proc["user"] = dict(proc.get("user") or {})
+        proc["user"]["additionalGids"] = list(proc["user"].get("additionalGids") or []) + gids
+    if caps:
+        c = {k: list(v or []) for k, v in (proc.get("capabilities") or {}).items()}
+        for name in caps:
+            name = name.upper()
+            if not name.startswith("CAP_"):
+                name = "CAP_" + name
+            for s in ("bounding", "effective", "permitted"):
+                c.setdefault(s, []).append(name)
+            if c.get("inheritable"):
+                c.setdefault("ambient", []).append(name)
+        proc["capabilities"] = c
+    if no_new_privs:
+        proc["noNewPrivileges"] = True
+    if apparmor:
+        proc["apparmorProfile"] = apparmor
+    if process_label:
+        proc["selinuxLabel"] = process_label
+    if not proc.get("args"):
+        raise ConfigError(f"{where}.args", "must name the program to run")
+    if not str(proc.get("cwd") or "/").startswith("/"):
+        raise ConfigError(f"{where}.cwd", "must be an absolute path")
+    return proc, where
+
+
+def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=False,
+                 pid_file=None, console_socket=None, env=(), cwd=None, user=None,
+                 additional_gids=(), caps=(), no_new_privs=None, preserve_fds=0,
+                 apparmor=None, process_label=None):
+    c = statemod.Container(root or statemod.default_root(), cid)
+    st = c.load()
+    status = c.status()
+    if status == "stopped":
+        raise OcirtError(f"cannot exec in a stopped container {cid}: container not running")
+    if status == "paused":
+        raise OcirtError(f"cannot exec in a paused container {cid} (resume it first)")
+    cfg = config.load(st["bundle"])
+    proc, where = build_process(cfg, process_file, args, tty, env, cwd, user,
+                                additional_gids, caps, no_new_privs, apparmor, process_label)
+    if proc.get("terminal") and not console_socket and detach:
+        raise OcirtError("exec --tty --detach needs --console-socket (nothing would hold "
+                         "the terminal)")
+    if console_socket and not proc.get("terminal"):
+        raise OcirtError("--console-socket given but the process has no terminal "
+                         "(use --tty)")
+
+    from ..process import attrs, init  # noqa: F401 - everything the child uses, loaded now
+    from ..process.exec import ExecContext, spawn
+    from .. import capabilities
+    attrs.check(proc, where)
+    capabilities.parse(proc.get("capabilities"), f"{where}.capabilities")
+    linux = cfg.get("linux") or {}
+    ctx = ExecContext(proc, st["pid"], [n["type"] for n in linux.get("namespaces") or []],
+                      where)
+    ctx.init_start = st.get("x_init_start")
+    ctx.preserve_fds = preserve_fds + _listen_fds()
+    from .create import caller_fds
+    ctx.close_in_child = caller_fds(3 + ctx.preserve_fds)
+    if linux.get("seccomp"):
+        from ..seccomp import build_filter
+        ctx.seccomp = build_filter(linux["seccomp"])
+    mine = None
+    if proc.get("terminal"):
+        from ..terminal import connect_console
+        if console_socket:
+            ctx.console_conn = connect_console(console_socket)
+        else:
+            import socket
+            mine, ctx.console_conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if not detach:
+        from .. import syscalls as sc
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us
+    cg = st.get("x_cgroup")
+
+    def on_joiner(pid):
+        attrs.set_affinity(pid, proc, "initial", where)
+        if cg:
+            from .. import cgroups
+            cgroups.join(cg, pid)
+
+    def on_seccomp_fd(fd, pid):
+        s = c.oci_state()
+        s["pid"] = st["pid"]
+        ctx.seccomp.send_to_listener(fd, s, pid)
+
+    # signals for the process are caught from now on and forwarded once it runs
+    target, pending, old = [], [], {}
+    if not detach:
+        def on_signal(num, _frame):
+            if target:
+                _forward(target[0], num)
+            else:
+                pending.append(num)
+        for s in _FORWARDED:
+            old[s] = signal.signal(s, on_signal)
+    try:
+        ctx.open_namespaces()
+        pid = spawn(ctx, on_joiner, on_seccomp_fd)
+    except BaseException:
+        for s, h in old.items():
+            signal.signal(s, h)
+        ctx.close()
+        if mine is not None:
+            mine.close()
+        if ctx.console_conn is not None:
+            ctx.console_conn.close()
+        raise
+    master = None
+    if mine is not None:
+        from ..terminal import recv_master
+        master = recv_master(mine, block=False)
+        mine.close()
+    if pid_file:
+        from .create import _write_pid_file
+        _write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    target.append(pid)
+    for num in pending:
+        _forward(pid, num)
+    try:
+        if master is not None:
+            from ..terminal import relay
+            from .run import _reap
+            try:
+                return relay(master, lambda: _reap(pid))
+            finally:
+                os.close(master)
+        from .run import _wait_for
+        return _wait_for(pid)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _forward(pid, num):
+    try:
+        os.kill(pid, num)
+    except ProcessLookupError:
+        pass
+
+
+def _listen_fds():
+    from .create import _listen_fds as lf
+    return lf()

@@ -1,0 +1,261 @@
+"""The process chain of `ocirt exec`: a new process inside a running container.
+
+ocirt exec (this process; with a foreground process it is the child subreaper)
+  └─ joiner: non-dumpable from the start; put into the container's cgroup by the
+     parent (after execCPUAffinity.initial), then setns into every namespace of
+     the container's init (user first, then the others, mount last), forks the
+     process and exits
+       └─ process: in the container's pid namespace (setns(pid) applies to
+          children only); rlimits, I/O priority and scheduler, terminal, user,
+          cwd, LSM labels, capabilities, no_new_privs and seccomp (last), then
+          execve. Errors reach the parent over the channel; a successful execve
+          closes it (close-on-exec).
+
+The namespace files are opened by the parent before the fork, once init's pid is
+checked against its start time, so a recycled pid can't be joined.
+"""
+import os
+import resource
+import signal
+
+from .. import capabilities, syscalls as sc
+from ..config import NAMESPACES
+from ..errors import ConfigError, OcirtError
+from . import attrs
+from .channel import Channel, ChildError
+from .init import RLIMITS, _environ, resolve_exe
+
+# setns order: user first (it decides what the others may do), mount last (it
+# changes our root and cwd).
+_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+class ExecContext:
+    def __init__(self, proc, init_pid, namespaces, where="process"):
+        self.proc = proc
+        self.where = where
+        self.init_pid = init_pid
+        self.ns_fds = []          # [(type, fd)] opened by the parent
+        self.namespaces = set(namespaces)  # types to join (those the container has)
+        self.seccomp = None
+        self.console_conn = None
+        self.preserve_fds = 0
+        self.setgroups_denied = False
+        self.close_in_child = []
+        self.cgroup = None        # state dict of the container's cgroup
+        self.init_start = None
+
+    def open_namespaces(self):
+        """Open init's namespace files (types the container has); check init is
+        still the same process afterwards."""
+        from ..state import process_alive
+        for t in _ORDER:
+            if t not in self.namespaces:
+                continue
+            name = NAMESPACES[t][1]
+            try:
+                fd = os.open(f"/proc/{self.init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise OcirtError(f"cannot open the container's {t} namespace: "
+                                 f"{e.strerror}") from None
+            self.ns_fds.append((t, fd))
+        if not process_alive(self.init_pid, self.init_start):
+            self.close()
+            raise OcirtError("container not running")
+        if "user" in self.namespaces:
+            try:
+                with open(f"/proc/{self.init_pid}/setgroups") as f:
+                    self.setgroups_denied = f.read().strip() == "deny"
+            except OSError:
+                pass
+
+    def close(self):
+        for _t, fd in self.ns_fds:
+            os.close(fd)
+        self.ns_fds = []
+
+
+def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
+    """Start the process; return its host pid once it has exec'd (or raise)."""
+    parent, child = Channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        code = 1
+        try:
+            for fd in ctx.close_in_child:
+                os.close(fd)
+            _joiner(ctx, child)
+            code = 0
+        except ChildError:
+            pass
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            _report(child, e)
+        finally:
+            os._exit(code)
+    child.close()
+    ctx.close()
+    if ctx.console_conn is not None:
+        ctx.console_conn.close()
+    proc_pid = None
+    try:
+        if on_joiner is not None:
+            on_joiner(pid)
+        parent.send("go")
+        while True:
+            msg = parent.recv()
+            if msg is None:  # every child end closed: the process has exec'd
+                if proc_pid is None:
+                    raise OcirtError("exec failed: the process exited before it started")
+                _reap(pid)
+                return proc_pid
+            kind = msg["type"]
+            if kind == "pid":
+                proc_pid = msg["pid"]
+            elif kind == "seccomp-fd":
+                from ..seccomp import recv_notify_fd
+                fd = recv_notify_fd(msg)
+                if on_seccomp_fd is not None:
+                    on_seccomp_fd(fd, proc_pid)
+                else:
+                    os.close(fd)
+            elif kind == "error":
+                raise OcirtError(msg["message"])
+    except BaseException:
+        for p in (pid, proc_pid):
+            if p:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        _reap(pid)
+        if proc_pid:
+            _reap(proc_pid)
+        raise
+    finally:
+        parent.close()
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _report(chan, e):
+    try:
+        if isinstance(e, OcirtError):
+            msg = str(e)
+        elif isinstance(e, OSError):
+            msg = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        else:
+            msg = f"{type(e).__name__}: {e}"
+        chan.send("error", message=msg)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _joiner(ctx, chan):
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    chan.expect("go")  # the parent has put us in the cgroup
+    for t, fd in ctx.ns_fds:
+        try:
+            sc.setns(fd, NAMESPACES[t][0])
+        except OSError as e:
+            raise OcirtError(f"cannot join the container's {t} namespace: {e.strerror}") \
+                from None
+        os.close(fd)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _process(ctx, chan)
+        except BaseException as e:  # noqa: BLE001
+            _report(chan, e)
+        os._exit(127)
+    chan.send("pid", pid=pid)
+
+
+def _process(ctx, chan):
+    proc, w = ctx.proc, ctx.where
+    if "user" in ctx.namespaces:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    for i, rl in enumerate(proc.get("rlimits") or []):
+        try:
+            resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"{w}.rlimits[{i}]", f"cannot set {rl['type']}: "
+                              f"{getattr(e, 'strerror', None) or e}") from None
+        except KeyError:
+            raise ConfigError(f"{w}.rlimits[{i}].type",
+                              f"unknown rlimit {rl['type']!r}") from None
+    if "oomScoreAdj" in proc:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc["oomScoreAdj"]))
+        except OSError as e:
+            raise ConfigError(f"{w}.oomScoreAdj", f"cannot set it: {e.strerror}") from None
+    attrs.apply_sched(proc, w)
+    attrs.set_affinity(0, proc, "final", w)
+
+    if proc.get("terminal"):
+        from ..terminal import open_pty, send_master, set_size, take_terminal
+        os.setsid()
+        master, slave = open_pty()
+        try:
+            set_size(master, proc.get("consoleSize"), f"{w}.consoleSize")
+            send_master(ctx.console_conn, master)
+        finally:
+            os.close(master)
+            ctx.console_conn.close()
+        take_terminal(slave, (proc.get("user") or {}).get("uid", 0))
+
+    user = proc.get("user") or {}
+    caps = capabilities.parse(proc.get("capabilities"), f"{w}.capabilities")
+    capabilities.drop_bounding(caps)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    if not ctx.setgroups_denied:
+        sc.setgroups(list(user.get("additionalGids") or []))
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    try:
+        os.setresgid(gid, gid, gid)
+    except OSError as e:
+        raise ConfigError(f"{w}.user.gid", f"cannot become gid {gid}: {e.strerror}") from None
+    try:
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise ConfigError(f"{w}.user.uid", f"cannot become uid {uid}: {e.strerror}") from None
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    os.umask(user["umask"] if "umask" in user else 0o022)
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+        os.getcwd()  # ENOENT if cwd left our root (a /proc/self/fd/N of the host)
+    except OSError as e:
+        raise ConfigError(f"{w}.cwd", f"cannot enter {cwd}: {e.strerror}") from None
+    env = _environ(proc)
+    argv0 = resolve_exe(proc["args"][0], env)
+    attrs.apply_lsm(proc, w)
+
+    # no fd of ocirt or of the caller survives execve but stdio and preserved ones
+    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    for fd in range(3, 3 + ctx.preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+    nnp = bool(proc.get("noNewPrivileges"))
+    if ctx.seccomp is not None and not nnp:
+        ctx.seccomp.load(chan)
+    capabilities.apply(caps)
+    if nnp:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if ctx.seccomp is not None:
+            ctx.seccomp.load(chan)
+    try:
+        os.execve(argv0, proc["args"], env)
+    except OSError as e:
+        raise OcirtError(f"exec {proc['args'][0]}: {e.strerror}") from None

@@ -1,0 +1,59 @@
+"""A container's resource usage, read from its cgroup, which stays until delete:
+so the figures are there, final, after the init has exited.
+
+usage(state) -> {"cpu": {total_ns, user_ns, kernel_ns}, "memory": {peak_bytes,
+current_bytes, limit_bytes}, "oom_kills", "oom_events", "pids": {current, peak}}
+(None where the kernel has no such counter). See docs/cgroups.md.
+"""
+import json
+import os
+
+from . import state as statemod
+
+
+def usage(st):
+    cg = st.get("x_cgroup")
+    if not cg:
+        return None
+    from . import cgroups
+    try:
+        return cgroups.usage(cg)
+    except OSError:
+        return None
+
+
+def final_report(cid, root, status):
+    """What --usage-file gets: the usage plus the exit status and OOM verdict."""
+    c = statemod.Container(root or statemod.default_root(), cid)
+    c.load()
+    u = usage(c.state) or {}
+    kills = u.get("oom_kills") or 0
+    out = {"id": cid, "exit_status": status,
+           "signal": status - 128 if status > 128 else None,
+           "oom_killed": bool(kills) and status == 128 + 9}
+    out.update(u)
+    return out
+
+
+def usage_writer(path, cid, root):
+    """ocirt run --usage-file F: returns on_exit(status), called after the container's
+    process exits and before delete removes the cgroup."""
+    path = os.path.abspath(path)
+
+    def on_exit(status):
+        rep = final_report(cid, root, status)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(rep, f, indent=2)
+            f.write("\n")
+        os.rename(tmp, path)
+    return on_exit
+
+
+def usage_of(cid, root):
+    c = statemod.Container(root or statemod.default_root(), cid)
+    try:
+        c.load()
+    except Exception:  # noqa: BLE001 - deleted meanwhile
+        return None
+    return usage(c.state)

@@ -1,0 +1,201 @@
+"""config-linux.md, Namespaces: new ones are really new, listed paths are really
+joined, unlisted types are inherited, and bad entries are errors."""
+import os
+
+import pytest
+
+from helpers import Holder, assert_error, ns_inode, set_namespaces
+
+SLEEP = ["sleep", "600"]
+# OCI type -> /proc/<pid>/ns name
+NS = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt",
+      "cgroup": "cgroup", "time": "time", "user": "user"}
+DEFAULT = ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+
+
+def _created(ocirt, b):
+    cid = ocirt.new_id()
+    ocirt.create(cid, b).ok()
+    return cid, ocirt.state(cid)["pid"]
+
+
+def _kernel_has(name):
+    if not os.path.exists(f"/proc/self/ns/{name}"):
+        pytest.skip(f"this kernel has no {name} namespaces (/proc/self/ns/{name} is missing)")
+
+
+@pytest.fixture(scope="module")
+def created_default(module_ocirt):
+    """One created container of the default config: (id, init pid)."""
+    b = module_ocirt.bundle(SLEEP)
+    cid, pid = _created(module_ocirt, b)
+    yield cid, pid
+    module_ocirt.delete(cid, "--force").ok()
+
+
+@pytest.mark.parametrize("typ", DEFAULT)
+def test_new_namespace(created_default, typ):
+    """No path: the runtime MUST create a new namespace of that type."""
+    _cid, pid = created_default
+    assert ns_inode(pid, NS[typ]) != ns_inode("self", NS[typ]), f"{typ} namespace is the host's"
+
+
+def test_new_time_namespace(ocirt):
+    _kernel_has("time")
+    b = ocirt.bundle(SLEEP)
+    b.linux["namespaces"].append({"type": "time"})
+    b.write()
+    cid, pid = _created(ocirt, b)
+    assert ns_inode(pid, "time") != ns_inode("self", "time")
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_new_pid_namespace_makes_pid_1(ocirt, bundle):
+    r = ocirt.run_sh(bundle, "echo $$; ls /proc | grep -c '^[0-9]'")
+    pid, count = r.ok().lines
+    assert pid == "1"
+    assert int(count) <= 3, "the container sees host processes"
+
+
+def test_new_user_namespace_with_mappings(ocirt):
+    _kernel_has("user")
+    b = ocirt.bundle(SLEEP)
+    b.linux["namespaces"].append({"type": "user"})
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    b.write()
+    cid, pid = _created(ocirt, b)
+    assert ns_inode(pid, "user") != ns_inode("self", "user")
+    with open(f"/proc/{pid}/uid_map") as f:
+        assert f.read().split() == ["0", "100000", "65536"]
+    with open(f"/proc/{pid}/gid_map") as f:
+        assert f.read().split() == ["0", "200000", "65536"]
+    # seen from the host, the container's root is the mapped uid
+    with open(f"/proc/{pid}/status") as f:
+        uids = [line.split()[1:] for line in f if line.startswith(("Uid:", "Gid:"))]
+    assert uids[0][0] == "100000" and uids[1][0] == "200000"
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_user_namespace_process_sees_mapped_ids(ocirt, bundle):
+    _kernel_has("user")
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    r = ocirt.run_sh(bundle, "id -u; id -g; cat /proc/self/uid_map")
+    lines = r.ok().lines
+    assert lines[0] == "0" and lines[1] == "0"
+    assert lines[2].split() == ["0", "100000", "65536"]
+
+
+@pytest.mark.parametrize("typ", ["pid", "network", "ipc", "uts", "cgroup"])
+def test_unlisted_namespace_is_inherited(ocirt, typ):
+    """A type not in `namespaces`: the container MUST inherit the runtime's."""
+    b = ocirt.bundle(SLEEP)
+    set_namespaces(b.config, [t for t in DEFAULT if t != typ])
+    if typ == "uts":
+        b.config.pop("hostname", None)
+    b.write()
+    cid, pid = _created(ocirt, b)
+    assert ns_inode(pid, NS[typ]) == ns_inode("self", NS[typ])
+    ocirt.delete(cid, "--force").ok()
+
+
+@pytest.mark.parametrize("typ,flag", [("network", "--net"), ("uts", "--uts"),
+                                      ("ipc", "--ipc"), ("cgroup", "--cgroup")])
+def test_join_namespace_by_path(ocirt, typ, flag):
+    """With a path: the runtime MUST place the container process in that namespace."""
+    h = Holder(flag)
+    try:
+        assert h.inode(NS[typ]) != ns_inode("self", NS[typ])
+        b = ocirt.bundle(SLEEP)
+        set_namespaces(b.config, [(t, h.path(NS[t])) if t == typ else t for t in DEFAULT])
+        if typ == "uts":
+            b.config.pop("hostname", None)
+        b.write()
+        cid, pid = _created(ocirt, b)
+        assert ns_inode(pid, NS[typ]) == h.inode(NS[typ])
+        ocirt.start(cid).ok()
+        assert ns_inode(pid, NS[typ]) == h.inode(NS[typ])
+        ocirt.delete(cid, "--force").ok()
+        assert os.path.exists(f"/proc/{h.pid}"), "the joined namespace's holder was killed"
+    finally:
+        h.close()
+
+
+def test_joined_network_namespace_is_the_one_seen_inside(ocirt):
+    """The container sees the joined netns (its lo got an mtu set from outside)."""
+    h = Holder("--net")
+    try:
+        import subprocess
+        subprocess.run(["nsenter", "-t", str(h.pid), "-n", "ip", "link", "set", "lo",
+                        "mtu", "1234"], check=True, capture_output=True)
+        b = ocirt.bundle()
+        set_namespaces(b.config, [("network", h.path("net")) if t == "network" else t
+                                  for t in DEFAULT])
+        r = ocirt.run_sh(b, "cat /sys/class/net/lo/mtu")
+        assert r.ok().stdout == "1234\n"
+    finally:
+        h.close()
+
+
+def test_namespace_path_of_wrong_type(ocirt, bundle):
+    """The runtime MUST generate an error if path is not a namespace of `type`."""
+    h = Holder("--uts")
+    try:
+        set_namespaces(bundle.config, [("network", h.path("uts")) if t == "network" else t
+                                       for t in DEFAULT])
+        bundle.write()
+        idx = DEFAULT.index("network")
+        assert_error(ocirt.create(ocirt.new_id(), bundle), f"linux.namespaces[{idx}].path")
+        assert ocirt.state_dirs() == []
+    finally:
+        h.close()
+
+
+def test_namespace_path_not_a_namespace(ocirt, bundle):
+    set_namespaces(bundle.config, [("ipc", "/etc/hostname") if t == "ipc" else t
+                                   for t in DEFAULT])
+    bundle.write()
+    idx = DEFAULT.index("ipc")
+    assert_error(ocirt.create(ocirt.new_id(), bundle), f"linux.namespaces[{idx}].path")
+
+
+def test_namespace_path_missing(ocirt, bundle):
+    set_namespaces(bundle.config, [("ipc", "/nonexistent/ns/ipc") if t == "ipc" else t
+                                   for t in DEFAULT])
+    bundle.write()
+    idx = DEFAULT.index("ipc")
+    assert_error(ocirt.create(ocirt.new_id(), bundle), f"linux.namespaces[{idx}].path")
+
+
+def test_duplicate_namespace_type(ocirt, bundle):
+    """Duplicated types: the runtime MUST generate an error."""
+    bundle.linux["namespaces"].append({"type": "ipc"})
+    bundle.write()
+    assert_error(ocirt.create(ocirt.new_id(), bundle), "linux.namespaces")
+    assert ocirt.state_dirs() == []
+
+
+def test_no_mount_namespace_uses_chroot(ocirt, bundle):
+    """Without a mount namespace the container inherits the host's; the rootfs is
+    entered with chroot, and delete removes the mounts made under it on the host."""
+    set_namespaces(bundle.config, [t for t in DEFAULT if t != "mount"])
+    bundle.config["root"]["readonly"] = False
+    r = ocirt.run_sh(bundle, "cat /etc/hostname; grep -c . /proc/self/mountinfo")
+    assert r.ok().lines[0] == "rootfs"
+    # the fixture checks that no mount under the bundle is left on the host
+
+
+def test_no_mount_namespace_with_readonly_root_is_refused(ocirt, bundle):
+    """A read-only root without a mount namespace would remount the host's
+    filesystem: refused, naming the field."""
+    set_namespaces(bundle.config, [t for t in DEFAULT if t != "mount"])
+    assert bundle.config["root"]["readonly"] is True
+    bundle.write()
+    with open("/proc/self/mountinfo") as f:
+        before = f.read()
+    assert_error(ocirt.create(ocirt.new_id(), bundle), "root.readonly")
+    with open("/proc/self/mountinfo") as f:
+        assert f.read() == before
+    assert ocirt.state_dirs() == []

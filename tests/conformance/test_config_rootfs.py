@@ -1,0 +1,482 @@
+"""config.md Root and Mounts; config-linux.md Devices, Default Devices, Rootfs
+Mount Propagation, Masked Paths, Readonly Paths; `create --no-pivot`."""
+import os
+import subprocess
+
+import pytest
+
+from helpers import assert_error
+
+
+def parse_mountinfo(text):
+    out = []
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        f = left.split()
+        r = right.split()
+        out.append({"mp": f[4].replace("\\040", " "), "opts": set(f[5].split(",")),
+                    "optional": f[6:], "fstype": r[0], "source": r[1],
+                    "super": set(r[2].split(",")) if len(r) > 2 else set()})
+    return out
+
+
+def mount_at(mounts, mp):
+    found = [m for m in mounts if m["mp"] == mp]
+    assert found, f"nothing mounted at {mp}: {[m['mp'] for m in mounts]}"
+    return found[-1]  # the top one
+
+
+def writable(b):
+    b.config["root"]["readonly"] = False
+    return b
+
+
+def host_dir(b, name, files=None):
+    d = os.path.join(b.path, name)
+    os.makedirs(d, exist_ok=True)
+    for fname, text in (files or {}).items():
+        with open(os.path.join(d, fname), "w") as f:
+            f.write(text)
+    return d
+
+
+def run_mountinfo(ocirt, b, script="cat /proc/self/mountinfo", *flags):
+    r = ocirt.run_sh(b, script, *flags).ok()
+    return parse_mountinfo(r.stdout)
+
+
+# --- root ----------------------------------------------------------------------------
+
+def test_root_readonly(ocirt, bundle):
+    """root.readonly true: the root filesystem MUST be read-only inside."""
+    assert bundle.config["root"]["readonly"] is True
+    r = ocirt.run_sh(bundle, "touch /x 2>&1; echo rc=$?; grep ' / / ' /proc/self/mountinfo")
+    assert "rc=1" in r.stdout and "Read-only file system" in r.stdout, r
+    assert not os.path.exists(os.path.join(bundle.rootfs, "x"))
+
+
+def test_root_writable(ocirt, bundle):
+    writable(bundle)
+    r = ocirt.run_sh(bundle, "echo data > /x && cat /x")
+    assert r.ok().stdout == "data\n"
+    with open(os.path.join(bundle.rootfs, "x")) as f:
+        assert f.read() == "data\n"
+
+
+def test_root_is_the_bundle_rootfs(ocirt, bundle):
+    with open(os.path.join(bundle.rootfs, "etc/marker"), "w") as f:
+        f.write(ocirt.marker)
+    r = ocirt.run_sh(bundle, "cat /etc/marker; echo; ls /")
+    assert r.ok().lines[0] == ocirt.marker
+
+
+def test_root_path_relative_to_bundle(ocirt, bundle):
+    os.rename(bundle.rootfs, os.path.join(bundle.path, "other-root"))
+    bundle.config["root"]["path"] = "other-root"
+    r = ocirt.run_sh(bundle, "echo ok")
+    assert r.ok().stdout == "ok\n"
+    os.rename(os.path.join(bundle.path, "other-root"), bundle.rootfs)
+
+
+def test_root_path_absolute(ocirt, bundle):
+    bundle.config["root"]["path"] = bundle.rootfs
+    assert ocirt.run_sh(bundle, "echo ok").ok().stdout == "ok\n"
+
+
+def test_host_root_not_reachable(ocirt, bundle):
+    """pivot_root: none of the host's mounts is left in the container."""
+    mounts = run_mountinfo(ocirt, bundle)
+    allowed = ({"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"}
+               | set(bundle.linux.get("maskedPaths", []))
+               | set(bundle.linux.get("readonlyPaths", [])))
+    extra = {m["mp"] for m in mounts if m["mp"] not in allowed
+             and not (m["mp"] + "/").startswith("/sys/fs/cgroup/")}
+    assert not extra, f"mounts in the container not from its config: {extra}"
+
+
+def test_no_pivot(ocirt, bundle):
+    """--no-pivot: the rootfs is entered with MS_MOVE + chroot and still works."""
+    with open(os.path.join(bundle.rootfs, "etc/marker"), "w") as f:
+        f.write("no-pivot")
+    r = ocirt.run_sh(bundle, "cat /etc/marker; echo; touch /y 2>/dev/null; echo rc=$?",
+                     "--no-pivot")
+    assert r.ok().lines == ["no-pivot", "rc=1"]
+
+
+def test_no_pivot_create_start(ocirt, bundle):
+    bundle.args("cat", "/etc/hostname").write()
+    cid = ocirt.new_id()
+    ocirt.create(cid, bundle, "--no-pivot").ok()
+    ocirt.start(cid).ok()
+    ocirt.wait_status(cid, "stopped")
+    ocirt.delete(cid).ok()
+
+
+# --- rootfsPropagation -----------------------------------------------------------
+
+@pytest.mark.parametrize("prop,tag", [("shared", "shared:"), ("private", None),
+                                      ("unbindable", "unbindable")])
+def test_rootfs_propagation(ocirt, bundle, prop, tag):
+    bundle.linux["rootfsPropagation"] = prop
+    root = mount_at(run_mountinfo(ocirt, bundle), "/")
+    opt = " ".join(root["optional"])
+    if tag:
+        assert tag in opt, f"rootfsPropagation {prop}: / has {opt!r}"
+    else:
+        assert "shared:" not in opt and "master:" not in opt, root
+
+
+def test_rootfs_propagation_slave_receives_host_mounts(ocirt, tmp_path):
+    """slave: a mount made on the host under the rootfs after create shows up
+    inside (the host side is made shared for this)."""
+    top = tmp_path / "shared"
+    top.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "octest", str(top)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(top)], check=True)
+        b = ocirt.bundle(where=str(top))
+        b.linux["rootfsPropagation"] = "slave"
+        os.makedirs(os.path.join(b.rootfs, "mnt/late"))
+        b.sh("while [ ! -e /mnt/late/flag ]; do sleep 0.05; done; "
+             "grep ' / / ' /proc/self/mountinfo").write()
+        cid = ocirt.new_id()
+        ocirt.create(cid, b).ok()
+        ocirt.start(cid).ok()
+        late = os.path.join(b.rootfs, "mnt/late")
+        subprocess.run(["mount", "-t", "tmpfs", "octest-late", late], check=True)
+        try:
+            with open(os.path.join(late, "flag"), "w") as f:
+                f.write("1")
+            ocirt.wait_status(cid, "stopped")
+        finally:
+            subprocess.run(["umount", late], check=True)
+        ocirt.delete(cid).ok()
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(top)], check=True)
+
+
+# --- mounts ------------------------------------------------------------------------
+
+def test_mounts_in_listed_order(ocirt, bundle):
+    """The runtime MUST mount entries in the listed order: of two binds on one
+    destination, the second is on top."""
+    first = host_dir(bundle, "first", {"which": "first"})
+    second = host_dir(bundle, "second", {"which": "second"})
+    for src in (first, second):
+        bundle.config["mounts"].append({"destination": "/data", "type": "none",
+                                        "source": src, "options": ["bind"]})
+    r = ocirt.run_sh(bundle, "cat /data/which")
+    assert r.ok().stdout == "second"
+    bundle.config["mounts"][-2:] = bundle.config["mounts"][-2:][::-1]
+    r = ocirt.run_sh(bundle, "cat /data/which")
+    assert r.ok().stdout == "first"
+
+
+def test_mount_nested_in_earlier_mount(ocirt, bundle):
+    """A destination inside an earlier mount is created in that mount."""
+    bundle.config["mounts"] += [
+        {"destination": "/outer", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/outer/inner", "type": "tmpfs", "source": "tmpfs",
+         "options": ["size=1m"]}]
+    mounts = run_mountinfo(ocirt, bundle)
+    assert mount_at(mounts, "/outer")["fstype"] == "tmpfs"
+    assert mount_at(mounts, "/outer/inner")["fstype"] == "tmpfs"
+    mps = [m["mp"] for m in mounts]
+    assert mps.index("/outer") < mps.index("/outer/inner")
+
+
+def test_mount_relative_destination(ocirt, bundle):
+    """A relative destination MUST be interpreted as relative to /."""
+    bundle.config["mounts"].append({"destination": "rel/dir", "type": "tmpfs",
+                                    "source": "tmpfs"})
+    mounts = run_mountinfo(ocirt, bundle)
+    assert mount_at(mounts, "/rel/dir")["fstype"] == "tmpfs"
+
+
+def test_default_filesystems(ocirt, bundle):
+    mounts = run_mountinfo(ocirt, bundle)
+    for mp, fstype in (("/proc", "proc"), ("/sys", "sysfs"), ("/dev/pts", "devpts"),
+                       ("/dev/shm", "tmpfs"), ("/dev", "tmpfs"), ("/dev/mqueue", "mqueue")):
+        assert mount_at(mounts, mp)["fstype"] == fstype
+
+
+def test_mount_data_options_passed(ocirt, bundle):
+    """Unknown options go to mount(2)'s data: tmpfs mode= and size=."""
+    bundle.config["mounts"].append({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["mode=0710", "size=2m"]})
+    r = ocirt.run_sh(bundle, "stat -c %a /t; grep ' /t ' /proc/self/mountinfo")
+    lines = r.ok().lines
+    assert lines[0] == "710"
+    m = parse_mountinfo(lines[1])[0]
+    assert "size=2048k" in m["super"] and "mode=710" in m["super"], m
+
+
+FLAG_OPTIONS = [("ro", "ro"), ("nosuid", "nosuid"), ("nodev", "nodev"), ("noexec", "noexec"),
+                ("noatime", "noatime"), ("nodiratime", "nodiratime"), ("relatime", "relatime")]
+CLEARING = {"rw": "ro", "suid": "nosuid", "dev": "nodev", "exec": "noexec"}
+PROPAGATION_OPTIONS = [("shared", "shared:"), ("unbindable", "unbindable"), ("private", None)]
+
+
+@pytest.fixture(scope="module")
+def option_mounts(module_ocirt):
+    """One container with one mount per option checked below; its mountinfo."""
+    o = module_ocirt
+    b = o.bundle()
+    src = host_dir(b, "src")
+    for opt, _flag in FLAG_OPTIONS:
+        b.config["mounts"].append({"destination": f"/tmpfs-{opt}", "type": "tmpfs",
+                                   "source": "tmpfs", "options": [opt]})
+        b.config["mounts"].append({"destination": f"/bind-{opt}", "type": "none",
+                                   "source": src, "options": ["bind", opt]})
+    for opt, neg in CLEARING.items():
+        b.config["mounts"].append({"destination": f"/clear-{opt}", "type": "tmpfs",
+                                   "source": "tmpfs", "options": [neg, opt]})
+    b.config["mounts"].append({"destination": "/strictatime", "type": "tmpfs",
+                               "source": "tmpfs", "options": ["strictatime"]})
+    for opt, _tag in PROPAGATION_OPTIONS:
+        b.config["mounts"].append({"destination": f"/prop-{opt}", "type": "tmpfs",
+                                   "source": "tmpfs", "options": [opt]})
+    return run_mountinfo(o, b)
+
+
+@pytest.mark.parametrize("opt,flag", FLAG_OPTIONS)
+@pytest.mark.parametrize("kind", ["tmpfs", "bind"])
+def test_mount_flag_option(option_mounts, opt, flag, kind):
+    got = mount_at(option_mounts, f"/{kind}-{opt}")
+    assert flag in got["opts"], f"{kind} mount with {opt}: {got}"
+
+
+@pytest.mark.parametrize("opt", list(CLEARING))
+def test_mount_clearing_option(option_mounts, opt):
+    """The positive option after its negation clears it (mount(8) semantics)."""
+    got = mount_at(option_mounts, f"/clear-{opt}")
+    if opt == "rw":
+        assert "rw" in got["opts"] and "ro" not in got["opts"]
+    else:
+        assert CLEARING[opt] not in got["opts"], got
+
+
+def test_mount_strictatime(option_mounts):
+    got = mount_at(option_mounts, "/strictatime")
+    assert not got["opts"] & {"relatime", "noatime"}, got
+
+
+@pytest.mark.parametrize("prop,tag", PROPAGATION_OPTIONS)
+def test_mount_propagation_option(option_mounts, prop, tag):
+    got = mount_at(option_mounts, f"/prop-{prop}")
+    opt = " ".join(got["optional"])
+    if tag:
+        assert tag in opt, got
+    else:
+        assert "shared:" not in opt and "master:" not in opt, got
+
+
+def test_bind_mount_readonly(ocirt, bundle):
+    src = host_dir(bundle, "src", {"f": "host"})
+    bundle.config["mounts"].append({"destination": "/data", "type": "none", "source": src,
+                                    "options": ["rbind", "ro"]})
+    r = ocirt.run_sh(bundle, "cat /data/f; echo; echo x > /data/g 2>/dev/null; echo rc=$?")
+    assert r.ok().lines == ["host", "rc=1"]
+    assert not os.path.exists(os.path.join(src, "g"))
+
+
+def test_bind_mount_readwrite(ocirt, bundle):
+    src = host_dir(bundle, "src")
+    bundle.config["mounts"].append({"destination": "/data", "type": "bind", "source": src,
+                                    "options": ["rw"]})
+    ocirt.run_sh(bundle, "echo from-container > /data/g").ok()
+    with open(os.path.join(src, "g")) as f:
+        assert f.read() == "from-container\n"
+
+
+def test_bind_mount_file(ocirt, bundle):
+    src = os.path.join(bundle.path, "file.txt")
+    with open(src, "w") as f:
+        f.write("a file")
+    bundle.config["mounts"].append({"destination": "/etc/bound.txt", "type": "none",
+                                    "source": src, "options": ["bind", "ro"]})
+    assert ocirt.run_sh(bundle, "cat /etc/bound.txt").ok().stdout == "a file"
+
+
+def test_bind_mount_relative_source_is_bundle_relative(ocirt, bundle):
+    host_dir(bundle, "relsrc", {"f": "rel"})
+    bundle.config["mounts"].append({"destination": "/data", "type": "none",
+                                    "source": "relsrc", "options": ["bind"]})
+    assert ocirt.run_sh(bundle, "cat /data/f").ok().stdout == "rel"
+
+
+def test_rbind_is_recursive_bind_is_not(ocirt, bundle):
+    src = host_dir(bundle, "src")
+    sub = host_dir(bundle, "src/sub")
+    subprocess.run(["mount", "-t", "tmpfs", "octest", sub], check=True)
+    try:
+        with open(os.path.join(sub, "f"), "w") as f:
+            f.write("submount")
+        for dest, opt in (("/r", "rbind"), ("/b", "bind")):
+            bundle.config["mounts"].append({"destination": dest, "type": "none",
+                                            "source": src, "options": [opt]})
+        r = ocirt.run_sh(bundle, "cat /r/sub/f; echo; ls /b/sub | wc -l")
+        assert r.ok().lines == ["submount", "0"]
+    finally:
+        subprocess.run(["umount", sub], check=True)
+
+
+def test_mount_destination_symlink_stays_in_rootfs(ocirt, bundle):
+    """A destination through an absolute symlink resolves inside the rootfs,
+    never on the host."""
+    outside = host_dir(bundle, "outside")
+    writable(bundle)
+    os.symlink(outside, os.path.join(bundle.rootfs, "escape"))
+    bundle.config["mounts"].append({"destination": "/escape/t", "type": "tmpfs",
+                                    "source": "tmpfs"})
+    r = ocirt.run_sh(bundle, "grep -c ' /escape/t \\| /tmp/ocirt' /proc/self/mountinfo; true")
+    assert os.listdir(outside) == [], "a mount point was created outside the rootfs"
+    # either refused or mounted at <rootfs><outside>/t, inside the rootfs
+    if r.returncode == 0:
+        assert os.path.isdir(os.path.join(bundle.rootfs, outside.lstrip("/"), "t"))
+    else:
+        assert_error(r, "mounts[")
+
+
+# --- devices -------------------------------------------------------------------------
+
+DEFAULT_DEVICES = {"/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7),
+                   "/dev/random": (1, 8), "/dev/urandom": (1, 9), "/dev/tty": (5, 0)}
+
+
+def test_default_devices(ocirt, bundle):
+    """The runtime MUST supply null, zero, full, random, urandom, tty and ptmx."""
+    paths = " ".join(DEFAULT_DEVICES)
+    r = ocirt.run_sh(bundle, f"stat -c '%n %F %t %T %a' {paths}; readlink /dev/ptmx; "
+                             "ls /dev/pts/ptmx")
+    lines = r.ok().lines
+    for line, (path, (major, minor)) in zip(lines, DEFAULT_DEVICES.items()):
+        name, rest = line.split(" ", 1)
+        assert name == path
+        assert rest == f"character special file {major:x} {minor:x} 666", line
+    assert lines[len(DEFAULT_DEVICES)] in ("pts/ptmx", "/dev/pts/ptmx")
+    assert lines[-1] == "/dev/pts/ptmx"
+
+
+def test_default_devices_work(ocirt, bundle):
+    r = ocirt.run_sh(bundle, "echo gone > /dev/null && head -c 3 /dev/zero | od -An -tx1 && "
+                             "head -c 8 /dev/urandom | wc -c && "
+                             "(echo x > /dev/full) 2>&1 | grep -c 'No space'")
+    assert r.ok().lines == [" 00 00 00", "8", "1"]
+
+
+def test_dev_symlinks(ocirt, bundle):
+    r = ocirt.run_sh(bundle, "for l in fd stdin stdout stderr; do readlink /dev/$l; done")
+    assert r.ok().lines == ["/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1",
+                            "/proc/self/fd/2"]
+
+
+def test_linux_devices(ocirt, bundle):
+    """linux.devices MUST be available, with type, numbers, fileMode and owner."""
+    bundle.linux["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o620,
+         "uid": 1000, "gid": 5},
+        {"path": "/dev/sub/loopx", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600},
+        {"path": "/dev/myfifo", "type": "p"},
+    ]
+    r = ocirt.run_sh(bundle, "stat -c '%F %t %T %a %u %g' /dev/fuse /dev/sub/loopx; "
+                             "stat -c '%F' /dev/myfifo")
+    assert r.ok().lines == ["character special file a e5 620 1000 5",
+                            "block special file 7 c8 600 0 0",
+                            "fifo"]
+
+
+def test_linux_devices_override_default(ocirt, bundle):
+    bundle.linux["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3,
+                                "fileMode": 0o600}]
+    r = ocirt.run_sh(bundle, "stat -c '%a %t %T' /dev/null")
+    assert r.ok().stdout == "600 1 3\n"
+
+
+def test_device_over_mismatching_file_is_an_error(ocirt, bundle):
+    """A file already at `path` that does not match the device: an error."""
+    bundle.linux["devices"] = [{"path": "/dev/shm", "type": "c", "major": 1, "minor": 3}]
+    assert_error(ocirt.create(ocirt.new_id(), bundle.write()), "linux.devices[0]")
+    assert ocirt.state_dirs() == []
+
+
+# --- maskedPaths / readonlyPaths ---------------------------------------------------
+
+def test_masked_paths_default(ocirt, bundle):
+    """maskedPaths: /proc/kcore (a file) and /sys/firmware (a dir) can't be read."""
+    assert "/proc/kcore" in bundle.linux["maskedPaths"]
+    r = ocirt.run_sh(bundle, "head -c 16 /proc/kcore | wc -c; ls -A /sys/firmware | wc -l")
+    assert r.ok().lines == ["0", "0"]
+
+
+def test_masked_paths_custom(ocirt, bundle):
+    os.makedirs(os.path.join(bundle.rootfs, "secret/dir"))
+    with open(os.path.join(bundle.rootfs, "secret/file"), "w") as f:
+        f.write("top secret")
+    with open(os.path.join(bundle.rootfs, "secret/dir/inner"), "w") as f:
+        f.write("top secret")
+    bundle.linux["maskedPaths"] = ["/secret/file", "/secret/dir", "/does/not/exist"]
+    r = ocirt.run_sh(bundle, "cat /secret/file; ls -A /secret/dir | wc -l; "
+                             "echo x > /secret/dir/new 2>/dev/null; echo rc=$?")
+    assert r.ok().lines == ["0", "rc=1"]
+    with open(os.path.join(bundle.rootfs, "secret/file")) as f:
+        assert f.read() == "top secret", "masking changed the file itself"
+
+
+def test_readonly_paths_default(ocirt, bundle):
+    """readonlyPaths: /proc/sys is read-only (even for root with CAP_SYS_ADMIN)."""
+    assert "/proc/sys" in bundle.linux["readonlyPaths"]
+    bundle.process["capabilities"]["bounding"].append("CAP_SYS_ADMIN")
+    bundle.process["capabilities"]["effective"].append("CAP_SYS_ADMIN")
+    bundle.process["capabilities"]["permitted"].append("CAP_SYS_ADMIN")
+    r = ocirt.run_sh(bundle, "cat /proc/sys/kernel/hostname; "
+                             "echo h > /proc/sys/kernel/hostname 2>/dev/null; echo rc=$?; "
+                             "grep ' /proc/sys ' /proc/self/mountinfo")
+    lines = r.ok().lines
+    assert lines[1] == "rc=1"
+    assert "ro" in parse_mountinfo(lines[2])[0]["opts"]
+
+
+def test_readonly_paths_custom(ocirt, bundle):
+    writable(bundle)
+    os.makedirs(os.path.join(bundle.rootfs, "data"))
+    bundle.linux["readonlyPaths"] = ["/data", "/does/not/exist"]
+    r = ocirt.run_sh(bundle, "touch /data/x 2>/dev/null; echo rc=$?; touch /y; echo rc=$?")
+    assert r.ok().lines == ["rc=1", "rc=0"]
+
+
+# config.md: the option strings runtimes MUST implement for Linux.
+MUST_OPTIONS = ["async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+                "iversion", "lazytime", "loud", "noatime", "nodev", "nodiratime", "noexec",
+                "noiversion", "nolazytime", "norelatime", "nostrictatime", "nosuid", "private",
+                "rbind", "relatime", "remount", "ro", "rprivate", "rshared", "rslave",
+                "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync",
+                "unbindable"]
+
+
+def test_must_mount_options_accepted(ocirt, bundle):
+    """Every MUST option works on a mount (one container, one mount per option:
+    a failure names mounts[i], i.e. the option)."""
+    src = host_dir(bundle, "src", {"f": "x"})
+    base = len(bundle.config["mounts"])
+    for i, opt in enumerate(MUST_OPTIONS):
+        if opt in ("bind", "rbind"):
+            m = {"destination": f"/o/{i}", "type": "none", "source": src, "options": [opt]}
+        else:
+            m = {"destination": f"/o/{i}", "type": "tmpfs", "source": "tmpfs",
+                 "options": [opt]}
+        bundle.config["mounts"].append(m)
+    r = ocirt.run_sh(bundle, "ls /o | wc -l")
+    if r.returncode != 0:
+        line = r.stderr.strip()
+        bad = [MUST_OPTIONS[i - base] for i in range(base, base + len(MUST_OPTIONS))
+               if f"mounts[{i}]" in line]
+        raise AssertionError(f"mount option {bad} refused: {line}")
+    assert r.stdout.strip() == str(len(MUST_OPTIONS))
+
+
+def test_must_options_listed_in_features(ocirt):
+    import json
+    feats = json.loads(ocirt("features").ok().stdout)
+    missing = set(MUST_OPTIONS) - set(feats["mountOptions"])
+    assert not missing, f"features.mountOptions lacks MUST options {sorted(missing)}"
