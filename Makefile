@@ -7,7 +7,7 @@ DEMO     := build/demo
 # What the runtime and its demo need.
 CORE_PKGS := busybox-static libcap-dev libseccomp-dev build-essential pkg-config
 # What the tests run against or beside ocirt.
-TEST_PKGS := runc uidmap iproute2 procps
+TEST_PKGS := runc crun uidmap iproute2 procps docker.io containerd podman conmon python3-grpcio
 
 .PHONY: demo test unit conformance install deps venv bench clean
 
@@ -15,7 +15,7 @@ demo: $(OCIRT) $(DEMO)/config.json
 	cd $(DEMO) && ../../$(OCIRT) run --bundle . ocirt-demo-$$$$
 
 test: $(OCIRT) build/.test-deps build/vm/stamp
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/conformance tests/vm
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/conformance tests/engines tests/vm
 
 unit: $(OCIRT)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit

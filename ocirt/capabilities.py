@@ -32,8 +32,12 @@ def parse(caps, where="process.capabilities"):
     doesn't know are dropped (as runc does, so one config serves old kernels)."""
     top = last_cap()
     out = {}
+    # No object, or engines written in Go omitting empty lists: a missing set is
+    # empty (the bounding set included, or a root process regains everything at exec).
+    caps = caps or {}
     for s in SETS:
-        if s not in (caps or {}):
+        if s not in caps:
+            out[s] = []
             continue
         nums = []
         for i, name in enumerate(caps[s] or []):
@@ -42,6 +46,9 @@ def parse(caps, where="process.capabilities"):
                 raise ConfigError(f"{where}.{s}[{i}]", f"unknown capability {name!r}")
             if n <= top:
                 nums.append(n)
+            else:
+                from .log import LOG
+                LOG.warning(f"{where}.{s}[{i}]: {name} is unknown to this kernel; ignored")
         out[s] = nums
     return out
 

@@ -12,6 +12,7 @@ from .errors import ContainerNotFound, OcirtError
 
 OCI_VERSION = "1.2.0"
 _ID_MAX = 1024
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-")
 
 
 def default_root():
@@ -26,8 +27,7 @@ def default_root():
 def check_id(cid):
     if not cid:
         raise OcirtError("container id cannot be empty")
-    if (len(cid) > _ID_MAX or cid in (".", "..") or "/" in cid
-            or any(c < " " or c == "\x7f" for c in cid)):
+    if len(cid) > _ID_MAX or cid in (".", "..") or not set(cid) <= _ID_CHARS:
         raise OcirtError(f"invalid container id {cid!r}: use letters, digits and ._-+ only"
                          f" (at most {_ID_MAX} characters)")
     return cid

@@ -50,11 +50,17 @@ def _make_device(rootfd, path, typ, major, minor, mode, uid, gid, bind_from_host
     pfd = make_in_root(rootfd, parent)
     try:
         try:
-            os.unlink(name, dir_fd=pfd)
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            raise OSError(21, "a directory is in the way")
+            st = None
+        if st is not None:
+            # config-linux.md: an existing file that is not the requested device is an error
+            if ((st.st_mode & 0o170000) != _TYPES[typ] or
+                    (typ != "p" and st.st_rdev != os.makedev(major, minor))):
+                raise OSError(17, f"{path} exists and is not the requested device")
+            if bind_from_host:
+                return
+            os.unlink(name, dir_fd=pfd)
         if bind_from_host:
             os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=pfd))
             fd = open_in_root(rootfd, path)

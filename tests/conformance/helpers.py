@@ -36,7 +36,7 @@ BUNDLES_DIR = os.environ.get("OCIRT_TEST_BUNDLES",
 # cgroups are being implemented: until they land, the default config drops the
 # `/sys/fs/cgroup` mount (type cgroup) and `linux.resources` from `ocirt spec`'s
 # output.  Set to True (or OCIRT_TEST_CGROUPS=1) to test the full default config.
-CGROUPS_READY = os.environ.get("OCIRT_TEST_CGROUPS", "0") == "1"
+CGROUPS_READY = os.environ.get("OCIRT_TEST_CGROUPS", "1") == "1"
 
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "user:x:1000:1000:user:/home/user:/bin/sh\n"
@@ -309,7 +309,7 @@ class Ocirt:
         except Exception:  # noqa: BLE001 - only for leftover tracking
             pass
 
-    def wait_status(self, cid, status, timeout=10):
+    def wait_status(self, cid, status, timeout=20):
         deadline = time.monotonic() + timeout
         st = None
         while time.monotonic() < deadline:
@@ -329,6 +329,10 @@ class Ocirt:
         for line in mountinfo_lines():
             if any(p in line for p in paths):
                 left.append(f"mount: {line}")
+        # processes SIGKILLed with their pid namespace may take a moment to go
+        deadline = time.monotonic() + 2
+        while self.live_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
         for pid in self.live_pids():
             left.append(f"process {pid}: {proc_cmdline(pid)!r}")
         for d in cgroup_dirs_matching(self.marker):
@@ -448,7 +452,7 @@ def proc_status(pid):
     return out
 
 
-def wait_for(pred, timeout=10, what="condition"):
+def wait_for(pred, timeout=20, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         v = pred()

@@ -213,8 +213,12 @@ def test_seccomp_profile_file(docker, session_dir):
 # ---------------------------------------------------------------- resources
 
 def test_memory_limit_oom_killed(docker):
-    cid = docker.detach("--memory", "16m", "--memory-swap", "16m", IMAGE, "tail", "/dev/zero")
+    # The memory hog starts on SIGUSR1, once the limit has been read from the cgroup.
+    cid = docker.detach("--memory", "16m", "--memory-swap", "16m", IMAGE, "sh", "-c",
+                        "trap 'exec tail /dev/zero' USR1; while :; do sleep 0.1; done")
     assert cg_file(docker.d, "memory", cid, "memory.limit_in_bytes") == str(16 << 20)
+    h.wait_signal_disposition(int(inspect(docker.d, cid, "{{.State.Pid}}")), 10)
+    docker.docker("kill", "-s", "USR1", cid)
     assert docker.docker("wait", cid, timeout=60).stdout.strip() == "137"
     assert inspect(docker.d, cid, "{{.State.OOMKilled}}") == "true"
 
