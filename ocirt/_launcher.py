@@ -12,7 +12,14 @@ def write(dest, extra_paths=()):
             "import sys\n"
             f"sys.path[:0] = {paths!r}\n"
             "from ocirt.main import main\n"
-            "sys.exit(main())\n")
+            "rc = main()\n"
+            "try:\n"
+            "    sys.stdout.flush()\n"
+            "    sys.stderr.flush()\n"
+            "except OSError:\n"
+            "    pass\n"
+            "import os\n"
+            "os._exit(rc if isinstance(rc, int) else 1)  # skip interpreter teardown\n")
     tmp = dest + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

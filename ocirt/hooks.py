@@ -20,7 +20,7 @@ imported by create before the fork.
 """
 import json
 import os
-import signal
+import _signal as signal
 import subprocess
 
 from .errors import OcirtError

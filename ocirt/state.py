@@ -93,8 +93,18 @@ class Container:
         os.rename(tmp, path)
 
     def remove_dir(self):
-        import shutil
-        shutil.rmtree(self.dir, ignore_errors=True)
+        # The directory holds a few plain files; shutil would cost more to import
+        # than the whole removal.
+        try:
+            for e in os.scandir(self.dir):
+                if e.is_dir(follow_symlinks=False):
+                    import shutil
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+            os.rmdir(self.dir)
+        except FileNotFoundError:
+            pass
         self.unlock()
 
     # --- status, derived from the live process

@@ -168,7 +168,7 @@ def relay(master, wait_child, size=None):
     reap) returns an exit status; the caller's terminal is raw meanwhile and its size
     follows SIGWINCH. Returns the status."""
     import select
-    import signal
+    import _signal as signal
     import termios
     import tty
     stdin_tty = os.isatty(0)

@@ -5,10 +5,9 @@ usage(state) -> {"cpu": {total_ns, user_ns, kernel_ns}, "memory": {peak_bytes,
 current_bytes, limit_bytes}, "oom_kills", "oom_events", "pids": {current, peak}}
 (None where the kernel has no such counter). See docs/cgroups.md.
 """
-import json
 import os
 
-from . import state as statemod
+from . import jsonfast, state as statemod
 
 
 def usage(st):
@@ -44,8 +43,7 @@ def usage_writer(path, cid, root):
         rep = final_report(cid, root, status)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump(rep, f, indent=2)
-            f.write("\n")
+            f.write(jsonfast.dumps(rep, indent=2) + "\n")
         os.rename(tmp, path)
     return on_exit
 

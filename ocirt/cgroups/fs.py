@@ -1,7 +1,7 @@
 """Helpers shared by the v1 and v2 drivers: mount discovery, paths, file I/O."""
 import errno
 import os
-import signal
+import _signal as signal
 
 from ..errors import ConfigError, OcirtError
 

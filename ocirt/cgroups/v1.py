@@ -1,7 +1,7 @@
 """The cgroup v1 driver: one directory per mounted hierarchy (plus the cgroup2
 hierarchy in hybrid mode, like runc), resources written to each controller's files."""
 import os
-import signal
+import _signal as signal
 
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError

@@ -15,7 +15,7 @@ disableOOMKiller=true, useHierarchy=false, cpu.realtime*, blockIO.leafWeight,
 network.*) are refused, never ignored.
 """
 import os
-import signal
+import _signal as signal
 
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError

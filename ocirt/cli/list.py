@@ -12,11 +12,16 @@ def main(g, argv):
     o, pos = FLAGS.parse(argv)
     if pos:
         raise OcirtError('"list" takes no arguments')
-    items = list_containers(g["root"])
     out = sys.stdout
     if o["quiet"]:
-        out.write("".join(s["id"] + "\n" for s in items))
-    elif o["format"] == "json":
+        from ..state import default_root, list_ids
+        import os
+        root = g["root"] or default_root()
+        out.write("".join(cid + "\n" for cid in list_ids(root)
+                          if os.path.exists(os.path.join(root, cid, "state.json"))))
+        return
+    items = list_containers(g["root"])
+    if o["format"] == "json":
         out.write(jsonfast.dumps(items) + "\n")
     elif o["format"] == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
@@ -35,12 +40,20 @@ def _default_root():
     return default_root()
 
 
+_names = {}
+
+
 def _owner(root, cid):
     """The user owning the container's state dir (runc's OWNER column)."""
     import os
-    import pwd
     try:
         uid = os.stat(os.path.join(root, cid)).st_uid
-        return pwd.getpwuid(uid).pw_name
-    except (OSError, KeyError):
-        return "root" if not os.geteuid() else str(os.geteuid())
+    except OSError:
+        uid = os.geteuid()
+    if uid not in _names:
+        import pwd
+        try:
+            _names[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            _names[uid] = str(uid)
+    return _names[uid]

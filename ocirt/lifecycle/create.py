@@ -1,6 +1,6 @@
 """create: from a bundle to an init parked in the `created` state."""
 import os
-import socket
+import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import config, state as statemod
 from ..errors import ConfigError, OcirtError
@@ -36,6 +36,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     ctx.setgroups_denied = _rootless.check_config(cfg, ctx.rootless)
     # Everything init will need after pivot_root is imported now, before the fork.
     from ..process import init  # noqa: F401
+    from .. import syscalls
+    syscalls.impl()  # load the shim once here, not in each forked child
     c.make_dir()
     cg = listener = None
     init_pid = None

@@ -1,7 +1,7 @@
 """delete: remove a stopped container (or, forced, kill it first)."""
 import os
 import select
-import signal
+import _signal as signal
 
 from .. import state as statemod
 from ..errors import ContainerNotFound, OcirtError, WrongState

@@ -11,7 +11,7 @@ terminal relayed to the caller's when --tty has no --console-socket.
 --detach: returns once the process has exec'd; its pid goes to --pid-file.
 """
 import os
-import signal
+import _signal as signal
 
 from .. import config, state as statemod
 from ..errors import ConfigError, OcirtError
@@ -42,10 +42,10 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
     base = cfg.get("process") or {}
     if process_file:
         where = "process"
-        import json
+        from .. import jsonfast
         try:
             with open(process_file, "rb") as f:
-                p = json.loads(f.read())
+                p = jsonfast.loads(f.read())
         except OSError as e:
             raise OcirtError(f"--process {process_file}: {e.strerror}") from None
         except ValueError as e:

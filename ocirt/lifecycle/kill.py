@@ -1,6 +1,6 @@
 """kill: signal the container's init (or, with all, every process in its cgroup)."""
 import os
-import signal as _signal
+import _signal
 
 from .. import state as statemod
 from ..errors import OcirtError

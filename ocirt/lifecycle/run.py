@@ -1,7 +1,8 @@
 """run: create + start, and in the foreground wait for the process and return
 its exit status (128+N when killed by signal N), deleting the container after."""
 import os
-import signal
+import _signal as signal
+import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import syscalls as sc
 from .create import create
@@ -22,15 +23,20 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
     if not detach and not console_socket:
         # process.terminal without a console socket: the pty master comes to us and
         # we relay the caller's terminal (as runc does)
-        import socket
         mine, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         pid = create(cid, bundle, root=root, pid_file=pid_file, console_socket=console_socket,
                      no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                      preserve_fds=preserve_fds, console_receiver=receiver)
-        if mine is not None:
-            from ..terminal import recv_master
-            master = recv_master(mine, block=False)
+        if mine is not None:  # the master, if init sent one (no terminal: nothing)
+            try:
+                _m, anc, _f, _a = mine.recvmsg(64, socket.CMSG_SPACE(4), socket.MSG_DONTWAIT
+                                               | socket.MSG_CMSG_CLOEXEC)
+                for level, kind, data in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        master = int.from_bytes(data[:4], "little")
+            except BlockingIOError:
+                pass
     finally:
         for s in (mine, receiver):
             if s is not None:

@@ -1,6 +1,6 @@
 """start: release the init parked by `create`; it execs the container's process."""
+import _socket  # the C module: `socket` imports selectors and enum
 import os
-import socket
 
 from .. import state as statemod
 from ..errors import OcirtError, WrongState
@@ -13,7 +13,7 @@ def start(cid, root=None):
         status = c.status()
         if status != "created":
             raise WrongState(f"cannot start container {cid}: it is {status}, not created")
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             s.connect(f"/proc/self/fd/{dirfd}/exec.sock")

@@ -4,7 +4,7 @@ A SOCK_SEQPACKET socketpair: each message is one JSON object with a "type".
 Types: go, userns, maps-done, init-pid, hook, hook-done, ready, error.
 """
 import os
-import socket
+import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import jsonfast
 

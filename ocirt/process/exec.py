@@ -16,7 +16,7 @@ checked against its start time, so a recycled pid can't be joined.
 """
 import os
 import resource
-import signal
+import _signal as signal
 
 from .. import capabilities, syscalls as sc
 from ..config import NAMESPACES

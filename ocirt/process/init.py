@@ -7,8 +7,8 @@ imported by `prepare()` in the create process, before the fork.
 """
 import os
 import resource
-import signal
-import socket
+import _signal as signal
+import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import capabilities, syscalls as sc
 from ..config import NAMESPACES
@@ -141,7 +141,7 @@ def run_init(ctx, chan, exec_listener):
 
     chan.send("ready")
     chan.close()
-    conn, _ = exec_listener.accept()  # blocks until `ocirt start`
+    conn = socket.socket(fileno=exec_listener._accept()[0])  # blocks until `ocirt start`
     exec_listener.close()
     try:
         ctx.run_hooks("startContainer")

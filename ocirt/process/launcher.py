@@ -9,8 +9,8 @@ The intermediate is placed in the container's cgroup before it unshares or forks
 so init and everything it starts are accounted from the first byte.
 """
 import os
-import signal
-import socket
+import _signal as signal
+import _socket as socket  # the C module: `socket` imports selectors and enum
 import sys
 
 from .. import syscalls as sc
