@@ -4,6 +4,7 @@ The daemon is ours alone: its own data root, exec root, pid file, socket and
 containerd namespace, no iptables and no bridge; the image is a `docker import`
 of the bench busybox rootfs. Everything is stopped and removed afterwards.
 """
+import glob
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ class Daemon:
 
     def start(self):
         self.stop_leftovers()
+        self.cg_before = set(glob.glob("/sys/fs/cgroup/*/docker"))
         os.makedirs(RUN_DIR, exist_ok=True)
         os.makedirs(DATA_DIR, exist_ok=True)
         conf = os.path.join(self.dir, "daemon.json")
@@ -110,6 +112,12 @@ class Daemon:
                 self.proc.wait()
         self.proc = None
         self.stop_leftovers()
+        # dockerd's cgroupfs driver leaves an empty "docker" parent in each hierarchy
+        for d in set(glob.glob("/sys/fs/cgroup/*/docker")) - getattr(self, "cg_before", set()):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
     def stop_leftovers(self):
         """Processes and mounts of an earlier bench daemon (ours only, by path)."""

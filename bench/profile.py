@@ -37,11 +37,18 @@ VERBS = ("run", "create", "start", "state", "kill", "delete")
 TRACER = r'''
 import sys, os, time
 _fd = int(sys.argv[1]); sys.path[:0] = sys.argv[2].split(":"); sys.argv = ["ocirt"] + sys.argv[3:]
+# close-on-exec: ocirt closes the inheritable fds it was given before forking init,
+# but keeps (and never execs with) its own close-on-exec ones
+os.set_inheritable(_fd, False)
+_st = os.fstat(_fd); _id = (_st.st_dev, _st.st_ino)
 _now = time.perf_counter_ns
 _depth = [0]
 _FT = type(lambda: 0)
 def _rec(kind, name, d, t0, t1):
     try:
+        st = os.fstat(_fd)
+        if (st.st_dev, st.st_ino) != _id:
+            return
         os.write(_fd, ("%d %s %d %d %d %s\n" % (os.getpid(), kind, d, t0, t1, name)).encode())
     except OSError:
         pass
@@ -243,6 +250,7 @@ def main():
     ap.add_argument("--ocirt", default=os.path.join(REPO, ".venv", "bin", "ocirt"))
     ap.add_argument("--verbs", default=",".join(VERBS))
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--depth", type=int, default=3, help="deepest call level shown")
     ap.add_argument("--out", default=os.path.join(BENCH, "profile.md"))
     a = ap.parse_args()
     ocirt = os.path.abspath(a.ocirt)
@@ -275,19 +283,21 @@ def main():
             w(f"## {verb}")
             w("")
             # --- wall, ocirt vs runc, alternating
-            wo, wr = [], []
+            wo, wr, co, cr = [], [], [], []
             for i in range(a.runs):
                 for rt in (("ocirt", "runc") if i % 2 == 0 else ("runc", "ocirt")):
                     args, td = st.args(verb, rt)
                     exe = ocirt if rt == "ocirt" else runc
                     res = timed([exe, "--root", os.path.join(root, rt), *args])
                     (wo if rt == "ocirt" else wr).append(res["ns"] if res["rc"] == 0 else None)
+                    (co if rt == "ocirt" else cr).append(res["cpu_ns"] if res["rc"] == 0 else None)
                     if res["rc"] != 0 and rt == "ocirt":
                         w(f"ocirt {verb} FAILS: {res['err'].strip()[-200:]}")
                     td()
             mo, mr = med(wo), med(wr)
-            w(f"Wall: ocirt **{mo / 1e6:.1f} ms**, runc {mr / 1e6:.1f} ms." if mo and mr else
-              f"Wall: ocirt {mo}, runc {mr}")
+            w(f"Wall: ocirt **{mo / 1e6:.1f} ms**, runc {mr / 1e6:.1f} ms; CPU (user+sys, "
+              f"with reaped children): ocirt {med(co) / 1e6:.1f} ms, runc {med(cr) / 1e6:.1f} ms."
+              if mo and mr else f"Wall: ocirt {mo}, runc {mr}")
             w("")
             # --- imports
             per_mod = {}
@@ -385,7 +395,7 @@ def main():
                 w(f"Phases (every ocirt function wrapped; traced wall {wall_m / 1e6:.1f} ms): "
                   f"interpreter start until main() {pre / 1e6:.1f} ms, main() {inmain / 1e6:.1f} "
                   f"ms, exit after main {max(wall_m - pre - inmain, 0) / 1e6:.1f} ms. "
-                  "Inclusive time per call site, depth ≤ 3, ≥ 0.3 ms "
+                  f"Inclusive time per call site, depth ≤ {a.depth}, ≥ 0.3 ms "
                   "(main = the ocirt command; child1 = intermediate, child2 = init, "
                   "in order of first record):")
                 w("")
@@ -396,10 +406,10 @@ def main():
                 for (rl, kind, name, d), per in spans.items():
                     vals = [per.get(i + 1, 0) for i in range(n)]
                     m = med(vals)
-                    if d <= 3 and m >= 300_000:
+                    if d <= a.depth and m >= 300_000:
                         rows.append((rl, d, ("import " if kind == "import" else "") + name, m))
                 # order: process, then by first appearance is lost; sort by process, depth, -ms
-                for rl, d, name, m in sorted(rows, key=lambda x: (x[0], x[1], -x[3]))[:60]:
+                for rl, d, name, m in sorted(rows, key=lambda x: (x[0], x[1], -x[3]))[:120]:
                     w(f"| {rl} | {d} | {'· ' * d}{name} | {m / 1e6:.2f} |")
                 w("")
             # --- strace

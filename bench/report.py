@@ -111,7 +111,7 @@ def results_markdown(res, png_name):
             w(f"| {rt} | {_md(info['version'])} | {_md(info['note'])} |")
     w("")
     if res.get("config_notes"):
-        w("Bundle: " + " ".join(res["config_notes"]))
+        w("Notes: " + " ".join(res["config_notes"]))
         w("")
     lat = res.get("latency") or {}
     w(f"### Latency and memory ({lat.get('pairs', 0)} pair iterations after "
@@ -176,16 +176,16 @@ def results_markdown(res, png_name):
         w("")
     tp = res.get("throughput") or {}
     if tp.get("by_n"):
-        w(f"### Throughput: {tp['total']} create+start+wait+delete lifecycles, N at a time "
+        w(f"### Throughput: create+start+wait+delete lifecycles, N at a time "
           f"({tp['rounds']} rounds, runtimes alternating)")
         w("")
         w("Lifecycles per second (median over rounds); **time ratio** = ocirt wall time / runc "
           "wall time per round, median (≤ 1.0 means throughput at or above runc's); "
           "failures and leftovers summed over rounds.")
         w("")
-        w("| N | ocirt /s | runc /s | crun /s | time ratio ocirt/runc | met | "
+        w("| N | lifecycles | ocirt /s | runc /s | crun /s | time ratio ocirt/runc | met | "
           "ocirt ok | ocirt leftovers | runc ok | crun ok |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for n, by_rt in sorted(tp["by_n"].items(), key=lambda kv: int(kv[0])):
             cells = {}
             for rt in RUNTIMES:
@@ -208,7 +208,8 @@ def results_markdown(res, png_name):
             met = "—" if rs is None else ("yes" if rs["median"] <= 1.0 and all_ok else "**no**")
             lk = cells["ocirt"][2]
             lktxt = "none" if not lk else _md("; ".join(sorted(set(lk)))[:160])
-            w(f"| {n} | {cells['ocirt'][0]} | {cells['runc'][0]} | {cells['crun'][0]} | {rtxt} | "
+            per = (o or r or [{"total": "?"}])[0]["total"]
+            w(f"| {n} | {per} | {cells['ocirt'][0]} | {cells['runc'][0]} | {cells['crun'][0]} | {rtxt} | "
               f"{met} | {cells['ocirt'][1]} | {lktxt} | {cells['runc'][1]} | {cells['crun'][1]} |")
         w("")
     hf = res.get("hyperfine")
@@ -253,29 +254,31 @@ def chart(res, path):
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("median wall time, ms (log; whiskers p25–p75)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.set_title("Latency per path")
 
     ax = axes[1]
     items = []
     for r in figures(res):
+        met = _met(r)
+        verdict = None if met == "—" else met == "yes"
         if r["ratio"]:
-            items.append((r["label"], r["ratio"], r["target"]))
+            items.append((r["label"], r["ratio"], r["target"], verdict))
         elif r["fail"].get("ocirt") and not r["rt"].get("ocirt"):
-            items.append((r["label"] + " (ocirt fails)", None, r["target"]))
+            items.append((r["label"] + " (ocirt fails)", None, r["target"], False))
     for n, by_rt in sorted(tp.items(), key=lambda kv: int(kv[0])):
         o = [b["ns"] for b in by_rt.get("ocirt") or []]
         rr = [b["ns"] for b in by_rt.get("runc") or []]
         s = summary(paired_ratios(o, rr))
         if s:
-            items.append((f"throughput N={n} (time)", s, 1.0))
-    for i, (label, s, target) in enumerate(items):
+            ok = all(b["ok"] == b["total"] and not b["leaks"] for b in by_rt.get("ocirt") or [])
+            items.append((f"throughput N={n} (time)", s, 1.0, s["median"] <= 1.0 and ok))
+    for i, (label, s, target, verdict) in enumerate(items):
         if s is None:
             ax.plot([1.0], [i], marker="x", color="#d62728", markersize=10)
         else:
-            color = ("#7f7f7f" if target is None else
-                     "#2ca02c" if s["median"] <= target else "#d62728")
+            color = ("#7f7f7f" if verdict is None else "#2ca02c" if verdict else "#d62728")
             ax.errorbar([s["median"]], [i],
                         xerr=[[s["median"] - s["p25"]], [s["p75"] - s["median"]]],
                         fmt="o", color=color, capsize=3)
@@ -286,7 +289,15 @@ def chart(res, path):
     ax.invert_yaxis()
     ax.axvline(1.0, color="grey", lw=1, ls="--")
     ax.set_xscale("log")
-    ax.set_xlabel("ocirt/runc, median of paired ratios\n(| target; green met, red not, grey no target; log)")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+    lo = min([it[1]["p25"] for it in items if it[1]] + [0.5])
+    hi = max([it[1]["p75"] for it in items if it[1]] + [2.0])
+    ticks = [t for t in (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64) if lo / 2 <= t <= hi * 2]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("ocirt/runc, median of paired ratios (log)\n"
+                  "| target; green met, red not met, grey no target")
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.set_title("ocirt vs runc")
     meta = res["meta"]

@@ -5,6 +5,7 @@ mount namespace), so every runtime is timed by the same code: the clock starts
 just before posix_spawn and stops when wait4 returns.
 """
 import os
+import select
 import time
 
 _NULL_R = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
@@ -23,7 +24,7 @@ def _drain(fd):
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def timed(argv, capture=True, env=None):
+def timed(argv, capture=True, env=None, timeout=120.0):
     """Run argv (argv[0] an absolute path) to completion.
 
     Returns {"ns": wall time, "rc": exit code (-N for signal N), "maxrss_kb":
@@ -46,8 +47,24 @@ def timed(argv, capture=True, env=None):
         os.close(err_fd)
         return {"ns": 0, "rc": 127, "maxrss_kb": 0, "cpu_ns": 0, "out": "",
                 "err": f"{argv[0]}: {e}"}
+    timed_out = False
+    if timeout:
+        pfd = os.pidfd_open(pid)
+        try:
+            if not select.select([pfd], [], [], timeout)[0]:
+                timed_out = True          # a hung command must not hang the bench
+                os.kill(pid, 9)
+        finally:
+            os.close(pfd)
     _, status, ru = os.wait4(pid, 0)
     t1 = time.perf_counter_ns()
+    if timed_out:
+        err = _drain(err_fd)
+        if out_fd is not None:
+            os.close(out_fd)
+        return {"ns": t1 - t0, "rc": -9, "maxrss_kb": 0, "cpu_ns": 0, "out": "",
+                "err": err + f"\n{os.path.basename(argv[0])} {' '.join(argv[1:4])}...: "
+                             f"killed after {timeout:.0f} s (hung)"}
     return {"ns": t1 - t0, "rc": os.waitstatus_to_exitcode(status), "maxrss_kb": ru.ru_maxrss,
             "cpu_ns": int((ru.ru_utime + ru.ru_stime) * 1e9),
             "out": _drain(out_fd) if capture else "", "err": _drain(err_fd)}

@@ -21,10 +21,14 @@ def test_cgroup_v2_suite_in_the_guest():
     ok, why = available()
     if not ok:
         pytest.skip(f"cgroup v2 tests need the qemu guest, which is unavailable: {why}")
+    # OCIRT_TEST_V2_FULL=0: only the v2-specific file (the whole run takes 10-20 minutes
+    # under emulation)
+    files = "tests/conformance/test_cgroups_v2.py"
+    if os.environ.get("OCIRT_TEST_V2_FULL", "1") != "0":
+        files += " tests/conformance/test_cgroups.py"
     cmd = (f"cd {REPO} && OCIRT_IN_GUEST=1 {REPO}/.venv/bin/python -m pytest -q -rs "
-           "-p no:cacheprovider tests/conformance/test_cgroups_v2.py "
-           "tests/conformance/test_cgroups.py 2>&1")
-    rc, out = run_in_guest(cmd, timeout=1500)
+           f"-p no:cacheprovider {files} 2>&1")
+    rc, out = run_in_guest(cmd, timeout=2400)
     print(out)
     assert rc == 0, f"cgroup v2 suite failed in the guest (rc {rc}):\n{out[-6000:]}"
     assert " passed" in out, out[-3000:]
