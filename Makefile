@@ -17,7 +17,7 @@ demo: $(OCIRT) $(DEMO)/config.json
 	cd $(DEMO) && ../../$(OCIRT) run --bundle . ocirt-demo-$$$$
 
 test: $(OCIRT) build/.test-deps build/vm/stamp
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/conformance tests/engines tests/vm
+	$(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider tests/unit tests/conformance tests/engines tests/vm
 
 unit: $(OCIRT)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit

@@ -39,6 +39,7 @@ class ExecContext:
         self.namespaces = set(namespaces)  # types to join (those the container has)
         self.seccomp = None
         self.console_conn = None
+        self.relay_terminal = False
         self.preserve_fds = 0
         self.setgroups_denied = False
         self.close_in_child = []
@@ -201,11 +202,13 @@ def _process(ctx, chan):
     attrs.set_affinity(0, proc, "final", w)
 
     if proc.get("terminal"):
-        from ..terminal import open_pty, send_master, set_size, take_terminal
+        from ..terminal import copy_size, open_pty, send_master, set_size, take_terminal
         os.setsid()
         master, slave = open_pty()
         try:
             set_size(master, proc.get("consoleSize"), f"{w}.consoleSize")
+            if ctx.relay_terminal:  # `ocirt exec -t` relays the caller's terminal
+                copy_size(0, master)
             send_master(ctx.console_conn, master)
         finally:
             os.close(master)
@@ -249,6 +252,7 @@ def _process(ctx, chan):
 
     nnp = bool(proc.get("noNewPrivileges"))
     if ctx.seccomp is not None and not nnp:
+        capabilities.raise_effective()  # the uid change emptied the effective set
         ctx.seccomp.load(chan)
     capabilities.apply(caps)
     if nnp:

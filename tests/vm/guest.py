@@ -4,7 +4,7 @@
 The guest (Debian's linux-image-amd64 kernel, a busybox initramfs, QEMU TCG)
 sees the host's / read-only over 9p, under a tmpfs overlay so that it can
 write; nothing it writes reaches the host. It mounts proc, sysfs, devtmpfs,
-/dev/pts, /dev/shm, /dev/mqueue, tmpfs at /run and /tmp, and cgroup2 at
+/dev/pts, /dev/shm, /dev/mqueue, tmpfs at /run, and cgroup2 at
 /sys/fs/cgroup with every controller enabled in the root's subtree_control.
 Loopback is up; there is no other network.
 

@@ -61,7 +61,8 @@ ln -sfn /proc/self/fd/0 $R/dev/stdin
 ln -sfn /proc/self/fd/1 $R/dev/stdout
 ln -sfn /proc/self/fd/2 $R/dev/stderr
 mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs $R/run || die "/run"
-mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs $R/tmp || die "/tmp"
+# /tmp stays the overlay over the host's: a checkout under /tmp (CI clones
+# anywhere) must be visible in the guest at the same path.
 mkdir -p $R/xfer
 mount --bind /xfer $R/xfer || die "bind /xfer"
 
