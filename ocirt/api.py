@@ -29,8 +29,9 @@ def wait(cid, root=None):
     and returns None."""
     import os
     import select
-    st = state(cid, root)
-    pid = st["pid"]
+    from . import state as statemod
+    c = statemod.Container(root or statemod.default_root(), cid)
+    pid = c.load().get("pid")  # the recorded pid: state() says 0 once it has exited
     if not pid:
         return None
     try:

@@ -17,8 +17,14 @@ def features():
                        "rdma": True},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
+            "seccomp": _seccomp(),
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"org.opencontainers.runtime-spec.features.ocirt.version": "0.1.0"},
     }
+
+
+def _seccomp():
+    from .seccomp import features as seccomp_features
+    return seccomp_features()

@@ -94,6 +94,17 @@ def set_size(fd, size, where="process.consoleSize"):
         raise ConfigError(where, f"cannot set the terminal size: {e}") from None
 
 
+def copy_size(src, master):
+    """The size of the terminal on `src` (the caller's) onto the pty, unless the pty
+    already has one (process.consoleSize)."""
+    if os.isatty(src):
+        try:
+            if fcntl.ioctl(master, TIOCGWINSZ, b"\0" * 8)[:4] == b"\0" * 4:
+                fcntl.ioctl(master, TIOCSWINSZ, fcntl.ioctl(src, TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            pass
+
+
 def send_master(conn, master):
     try:
         socket.send_fds(conn, [MASTER_NAME.encode()], [master])

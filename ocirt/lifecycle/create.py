@@ -59,6 +59,11 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             "x_host_mounts": not ctx.own_mount_ns,
             "x_hooks": (cfg.get("hooks") or {}).get("poststop") or [],
             "x_hooks_poststart": (cfg.get("hooks") or {}).get("poststart") or [],
+            # what `exec` needs, as created (later edits of config.json don't count)
+            "x_exec": {"ociVersion": cfg.get("ociVersion"), "process": proc,
+                       "namespaces": [n["type"] for n in
+                                      (cfg.get("linux") or {}).get("namespaces") or []],
+                       "seccomp": (cfg.get("linux") or {}).get("seccomp")},
         }
         ctx.close_in_child.append(c._lockfd)
         ctx.state_for_hooks = lambda status="creating": _hook_state(c, status, ctx.init_pid)

@@ -53,7 +53,8 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
         if not isinstance(p, dict):
             raise OcirtError(f"--process {process_file}: must be a JSON object")
         try:
-            config.check(dict(cfg, process=p))
+            config.check({"ociVersion": cfg.get("ociVersion") or "1.2.0",
+                          "root": {"path": "rootfs"}, "process": p})
         except ConfigError as e:
             raise OcirtError(f"--process {process_file}: {e}") from None
         proc = dict(p)
@@ -127,7 +128,15 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
         raise OcirtError(f"cannot exec in a stopped container {cid}: container not running")
     if status == "paused":
         raise OcirtError(f"cannot exec in a paused container {cid} (resume it first)")
-    cfg = config.load(st["bundle"])
+    saved = st.get("x_exec")
+    if saved:  # the config as it was at create
+        cfg = {"ociVersion": saved["ociVersion"], "process": saved["process"],
+               "linux": {"namespaces": [{"type": t} for t in saved["namespaces"]],
+                         "seccomp": saved["seccomp"]}}
+        if not saved["seccomp"]:
+            del cfg["linux"]["seccomp"]
+    else:
+        cfg = config.load(st["bundle"])
     proc, where = build_process(cfg, process_file, args, tty, env, cwd, user,
                                 additional_gids, caps, no_new_privs, apparmor, process_label)
     if proc.get("terminal") and not console_socket and detach:
@@ -160,6 +169,7 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
         else:
             import socket
             mine, ctx.console_conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ctx.relay_terminal = True
     if not detach:
         from .. import syscalls as sc
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us

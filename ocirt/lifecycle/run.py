@@ -37,6 +37,9 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
                         master = int.from_bytes(data[:4], "little")
             except BlockingIOError:
                 pass
+            if master is not None:  # the caller's size, before the process runs
+                from ..terminal import copy_size
+                copy_size(0, master)
     finally:
         for s in (mine, receiver):
             if s is not None:

@@ -97,7 +97,10 @@ def spawn(ctx, exec_listener, on_intermediate=None):
             else:
                 msg = parent.recv()
             if msg is None:
-                raise OcirtError("container init exited before it was ready")
+                raise OcirtError("container init exited before it was ready" + (
+                    " (linux.seccomp: the filter may refuse a syscall init makes after"
+                    " loading it, e.g. sendto, accept4, close, execve, exit_group)"
+                    if ctx.seccomp is not None else ""))
             kind = msg["type"]
             if init_pid is None and kind in ("hooks", "seccomp-fd", "ready"):
                 # init and the intermediate share the channel: init may speak before
@@ -161,6 +164,9 @@ def _report(chan, e):
 
 
 def _intermediate(ctx, chan, exec_listener):
+    # non-dumpable before any namespace is joined: init inherits it from the fork,
+    # so a process of a joined pid namespace never sees a dumpable ocirt
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     chan.expect("go")
     joined = [(t, p) for t, p in ctx.namespaces if p is not None]
@@ -180,9 +186,11 @@ def _intermediate(ctx, chan, exec_listener):
         except OSError as e:
             from ..rootless import unshare_error
             raise OcirtError(unshare_error(e)) from None
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)  # so an unprivileged parent may write our maps
         chan.send("userns")
         # init (forked below) must know: it may then not call setgroups
         ctx.setgroups_denied = bool(chan.expect("maps-done").get("setgroups_denied"))
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         os.setresgid(0, 0, 0) if _mapped(0, "/proc/self/gid_map") else None
         os.setresuid(0, 0, 0) if _mapped(0) else None
     flags = 0
