@@ -117,6 +117,7 @@ def test_no_internal_process_rule(ocirt):
         p.wait()
         wait_for(lambda: not open(f"{busy}/cgroup.procs").read().strip(), what="empty")
         os.rmdir(busy)
+        os.rmdir(os.path.dirname(busy))
 
 
 def test_oom_kill_count_from_memory_events(ocirt, tmp_path):
