@@ -12,6 +12,7 @@ here is rare and its message carries the helper's own words.
 """
 import os
 
+from . import procfs
 from .errors import ConfigError
 from .rootless import self_mapping
 
@@ -30,32 +31,23 @@ def write_maps(cfg, pid):
         raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and "
                           "gidMappings")
     if os.geteuid() == 0:
-        _write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
-        _write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
+        procfs.write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
+        procfs.write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
         return False
     gid_self = self_mapping(gids, os.getegid())
     if gid_self:
-        _write(f"/proc/{pid}/setgroups", "deny", "linux.gidMappings")
+        procfs.write(f"/proc/{pid}/setgroups", "deny", "linux.gidMappings")
     if self_mapping(uids, os.geteuid()):
-        _write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
+        procfs.write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
     else:
         _helper("newuidmap", pid, uids, "linux.uidMappings")
     if gid_self:
-        _write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
+        procfs.write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
     else:
         _helper("newgidmap", pid, gids, "linux.gidMappings")
     return gid_self
 
 
-def _write(path, data, where):
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, data.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise ConfigError(where, f"cannot write {path}: {e.strerror}") from None
 
 
 def _helper(tool, pid, maps, where):

@@ -1,6 +1,4 @@
 """state and list: read-only views of the state directory."""
-import os
-
 from .. import state as statemod
 
 

@@ -23,7 +23,7 @@ from ..config import NAMESPACES
 from ..errors import ConfigError, OcirtError
 from . import attrs
 from .channel import Channel, ChildError
-from .init import RLIMITS, _environ, resolve_exe
+from .init import RLIMITS, _environ, close_on_exec_but, resolve_exe
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -243,12 +243,7 @@ def _process(ctx, chan):
     attrs.apply_lsm(proc, w)
 
     # no fd of ocirt or of the caller survives execve but stdio and preserved ones
-    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
-    for fd in range(3, 3 + ctx.preserve_fds):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
+    close_on_exec_but(ctx.preserve_fds)
 
     nnp = bool(proc.get("noNewPrivileges"))
     if ctx.seccomp is not None and not nnp:

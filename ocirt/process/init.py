@@ -3,15 +3,13 @@ parked until `start` and replaced by the container's process with execve.
 
 Runs after the fork in the intermediate; it must not import anything lazily
 after pivot_root (the host's files are gone), so every module it uses is
-imported by `prepare()` in the create process, before the fork.
+imported by lifecycle/create.py in the create process, before the fork.
 """
 import os
 import resource
-import _signal as signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
-from .. import capabilities, syscalls as sc
-from ..config import NAMESPACES
+from .. import capabilities, procfs, syscalls as sc
 from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
 from . import attrs
@@ -23,10 +21,6 @@ RLIMITS = {
     "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
-
-
-class Step(Exception):
-    """An init failure, with the config field at fault when there is one."""
 
 
 def run_init(ctx, chan, exec_listener):
@@ -53,7 +47,7 @@ def run_init(ctx, chan, exec_listener):
             raise ConfigError(f"process.rlimits[{i}].type",
                               f"unknown rlimit {rl['type']!r}") from None
     if "oomScoreAdj" in proc:
-        _write("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
+        procfs.write("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
     if "personality" in linux:
         dom = linux["personality"].get("domain", "LINUX")
         if dom not in PERSONALITY:
@@ -71,7 +65,7 @@ def run_init(ctx, chan, exec_listener):
         if cfg.get("domainname"):
             sc.setdomainname(cfg["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
-        _write("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
+        procfs.write("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
     if "network" in new_ns:
         sc.if_up("lo")
 
@@ -119,12 +113,7 @@ def run_init(ctx, chan, exec_listener):
     argv0 = resolve_exe(proc["args"][0], env)
 
     # --- no host fd may reach the container: only stdio and preserved fds survive exec
-    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
-    for fd in range(3, 3 + ctx.preserve_fds):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
+    close_on_exec_but(ctx.preserve_fds)
 
     attrs.apply_lsm(proc)  # apparmorProfile, selinuxLabel: applied at execve
 
@@ -153,15 +142,14 @@ def run_init(ctx, chan, exec_listener):
     os._exit(127)
 
 
-def _write(path, value, where):
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+def close_on_exec_but(preserve_fds):
+    """Mark every fd above stdio close-on-exec, except the `preserve_fds` after it."""
+    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    for fd in range(3, 3 + preserve_fds):
         try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise ConfigError(where, f"cannot write {value!r} to {path}: {e.strerror}") from None
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
 
 
 def _environ(proc):

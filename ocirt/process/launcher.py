@@ -10,8 +10,6 @@ so init and everything it starts are accounted from the first byte.
 """
 import os
 import _signal as signal
-import _socket as socket  # the C module: `socket` imports selectors and enum
-import sys
 
 from .. import syscalls as sc
 from ..config import NAMESPACES
