@@ -43,6 +43,22 @@ def check_sections(res, field):
     return res
 
 
+def cpu_fields(cpu, f, shares_range, rt_period_lo):
+    """linux.resources.cpu, range-checked, for either driver: (shares, quota, period,
+    burst, realtimeRuntime, realtimePeriod, idle, cpus, mems), None where absent."""
+    return (
+        get_int(cpu, "shares", f"{f}.shares", *shares_range),
+        get_int(cpu, "quota", f"{f}.quota", lo=1000, allow_minus1=True),
+        get_int(cpu, "period", f"{f}.period", 1000, 1000000),
+        get_int(cpu, "burst", f"{f}.burst", 0),
+        get_int(cpu, "realtimeRuntime", f"{f}.realtimeRuntime", lo=0, allow_minus1=True),
+        get_int(cpu, "realtimePeriod", f"{f}.realtimePeriod", rt_period_lo),
+        get_int(cpu, "idle", f"{f}.idle", 0, 1),
+        cpuset_list(get_str(cpu, "cpus", f"{f}.cpus"), f"{f}.cpus"),
+        cpuset_list(get_str(cpu, "mems", f"{f}.mems"), f"{f}.mems"),
+    )
+
+
 def get_int(sec, key, field, lo=None, hi=None, allow_minus1=False):
     """An optional integer field; None when absent."""
     v = sec.get(key)

@@ -299,16 +299,8 @@ _UNLIMITED = 9223372036854771712
 
 def _plan_cpu(need, cpu, f):
     ops = []
-    shares = base.get_int(cpu, "shares", f"{f}.shares", 0)
-    quota = base.get_int(cpu, "quota", f"{f}.quota", lo=1000, allow_minus1=True)
-    period = base.get_int(cpu, "period", f"{f}.period", 1000, 1000000)
-    burst = base.get_int(cpu, "burst", f"{f}.burst", 0)
-    rtr = base.get_int(cpu, "realtimeRuntime", f"{f}.realtimeRuntime", lo=0,
-                       allow_minus1=True)
-    rtp = base.get_int(cpu, "realtimePeriod", f"{f}.realtimePeriod", 1)
-    idle = base.get_int(cpu, "idle", f"{f}.idle", 0, 1)
-    cpus = base.cpuset_list(base.get_str(cpu, "cpus", f"{f}.cpus"), f"{f}.cpus")
-    mems = base.cpuset_list(base.get_str(cpu, "mems", f"{f}.mems"), f"{f}.mems")
+    shares, quota, period, burst, rtr, rtp, idle, cpus, mems = base.cpu_fields(
+        cpu, f, (0,), 1)
     if shares:
         d = need("cpu", f"{f}.shares")
         ops.append((_set_shares, d, shares, f"{f}.shares"))
