@@ -43,6 +43,23 @@ def check_sections(res, field):
     return res
 
 
+def memory_fields(mem, f):
+    """linux.resources.memory, range-checked, for either driver: (limit, swap,
+    reservation, kernel, kernelTCP, swappiness, disableOOMKiller, useHierarchy,
+    checkBeforeUpdate), None where absent."""
+    return (
+        get_int(mem, "limit", f"{f}.limit", lo=0, allow_minus1=True),
+        get_int(mem, "swap", f"{f}.swap", lo=0, allow_minus1=True),
+        get_int(mem, "reservation", f"{f}.reservation", lo=0, allow_minus1=True),
+        get_int(mem, "kernel", f"{f}.kernel", lo=0, allow_minus1=True),
+        get_int(mem, "kernelTCP", f"{f}.kernelTCP", lo=0, allow_minus1=True),
+        get_int(mem, "swappiness", f"{f}.swappiness", 0, 100),
+        get_bool(mem, "disableOOMKiller", f"{f}.disableOOMKiller"),
+        get_bool(mem, "useHierarchy", f"{f}.useHierarchy"),
+        get_bool(mem, "checkBeforeUpdate", f"{f}.checkBeforeUpdate"),
+    )
+
+
 def cpu_fields(cpu, f, shares_range, rt_period_lo):
     """linux.resources.cpu, range-checked, for either driver: (shares, quota, period,
     burst, realtimeRuntime, realtimePeriod, idle, cpus, mems), None where absent."""

@@ -214,15 +214,7 @@ def _check_unified_key(k, v, f):
 
 def _plan_memory(need, mem, f, update):
     ops = []
-    lim = base.get_int(mem, "limit", f"{f}.limit", lo=0, allow_minus1=True)
-    swap = base.get_int(mem, "swap", f"{f}.swap", lo=0, allow_minus1=True)
-    resv = base.get_int(mem, "reservation", f"{f}.reservation", lo=0, allow_minus1=True)
-    kern = base.get_int(mem, "kernel", f"{f}.kernel", lo=0, allow_minus1=True)
-    ktcp = base.get_int(mem, "kernelTCP", f"{f}.kernelTCP", lo=0, allow_minus1=True)
-    swp = base.get_int(mem, "swappiness", f"{f}.swappiness", 0, 100)
-    oom = base.get_bool(mem, "disableOOMKiller", f"{f}.disableOOMKiller")
-    hier = base.get_bool(mem, "useHierarchy", f"{f}.useHierarchy")
-    check = base.get_bool(mem, "checkBeforeUpdate", f"{f}.checkBeforeUpdate")
+    lim, swap, resv, kern, ktcp, swp, oom, hier, check = base.memory_fields(mem, f)
     if lim == 0:
         lim = None  # runc: 0 = not set
     if swap == 0:
