@@ -109,3 +109,11 @@ def allows(rules, typ, major, minor, acc):
         if (r.allow and set(acc) <= set(r.access)) or (not r.allow and set(acc) & set(r.access)):
             verdict = r.allow
     return verdict
+
+
+def rules_for(res, field, linux_devices, update):
+    """The device rules to apply for linux.resources.devices: on create the whole
+    effective list; on update the given rules, then the config's own devices again."""
+    if update:
+        return parse(res["devices"], field) + effective([], linux_devices)
+    return effective(res.get("devices"), linux_devices)

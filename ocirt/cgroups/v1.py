@@ -190,11 +190,7 @@ def plan(dirs, res, field, linux_devices=None, update=False):
             ops.append(_w(d, k, v, f"{f}.{k}"))
     if "devices" in res and (res["devices"] is not None or not update):
         from . import devices
-        if update:
-            rules = devices.parse(res["devices"], f"{field}.devices")
-            rules += devices.effective([], linux_devices)
-        else:
-            rules = devices.effective(res.get("devices"), linux_devices)
+        rules = devices.rules_for(res, f"{field}.devices", linux_devices, update)
         d = need("devices", f"{field}.devices")
         for r in rules:
             ops.append(_w(d, "devices.allow" if r.allow else "devices.deny", r.v1(),

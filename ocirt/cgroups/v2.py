@@ -335,11 +335,7 @@ def plan(d, res, field, linux_devices=None, update=False, check_files=True):
             ops.append(_w(d, k, v, f"{f}.{k}"))
     if "devices" in res and (res["devices"] is not None or not update):
         from . import devices
-        if update:
-            rules = devices.parse(res["devices"], f"{field}.devices")
-            rules += devices.effective([], linux_devices)
-        else:
-            rules = devices.effective(res.get("devices"), linux_devices)
+        rules = devices.rules_for(res, f"{field}.devices", linux_devices, update)
         ops.append((_set_devices, d, rules, f"{field}.devices"))
     return ops, req
 
