@@ -91,6 +91,26 @@ class Container:
         finally:
             os.close(fd)
         os.rename(tmp, path)
+        self._save_fast_record()
+
+    def _save_fast_record(self):
+        """<dir>/fast: what the C front (ocirt/_shim/front.c) needs to answer state,
+        kill, start and delete without Python. Absent, it defers to Python."""
+        rec = fast_record(self.state)
+        path = os.path.join(self.dir, "fast")
+        if rec is None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, rec)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
 
     def remove_dir(self):
         # The directory holds a few plain files; shutil would cost more to import
@@ -123,21 +143,66 @@ class Container:
         return "running"
 
     def oci_state(self):
-        st = self.state
-        status = self.status()
-        out = {
-            "ociVersion": st["ociVersion"],
-            "id": self.id,
-            "status": status,
-            "pid": st["pid"] if status != "stopped" else 0,
-            "bundle": st["bundle"],
-            "rootfs": st["rootfs"],
-            "created": st["created"],
-            "owner": st.get("owner", ""),
-        }
-        if st.get("annotations"):
-            out["annotations"] = st["annotations"]
-        return out
+        return oci_state(self.state, self.status())
+
+
+def oci_state(st, status):
+    """The OCI state object (runtime.md), in runc's key order."""
+    out = {
+        "ociVersion": st["ociVersion"],
+        "id": st["id"],
+        "status": status,
+        "pid": st["pid"] if status != "stopped" else 0,
+        "bundle": st["bundle"],
+        "rootfs": st["rootfs"],
+        "created": st["created"],
+        "owner": st.get("owner", ""),
+    }
+    if st.get("annotations"):
+        out["annotations"] = st["annotations"]
+    return out
+
+
+_STATUS_MARK = "\x01status"
+# The keys of x_cgroup that the front understands (v1 and v2 drivers); a cgroup
+# stored with anything else, or placed by systemd, is Python's alone.
+_PLAIN_CGROUP_KEYS = frozenset(("driver", "path", "dirs", "hier", "created", "cgroupns",
+                                "linux_devices", "dir", "mount", "systemd"))
+
+
+def fast_record(st):
+    """The fast record: "key\\0value\\0" pairs, or None when the front must always
+    defer for this container. The state JSON is rendered here, around its status,
+    so the output is byte for byte what `ocirt state` prints in Python."""
+    text = jsonfast.dumps(oci_state(st, _STATUS_MARK), indent=2) + "\n"
+    mark = jsonfast.dumps(_STATUS_MARK)
+    if text.count(mark) != 1 or "\0" in text:
+        return None
+    head, tail = text.split(mark)
+    rec = [("v", "1"), ("pid", str(st.get("pid") or 0)),
+           ("start", str(st.get("x_init_start") or 0)), ("head", head), ("tail", tail),
+           ("start_ok", "0" if st.get("x_hooks_poststart") else "1")]
+    cg = st.get("x_cgroup")
+    plain = not cg or (set(cg) <= _PLAIN_CGROUP_KEYS and not cg.get("systemd"))
+    delete_ok = plain and not st.get("x_hooks") and not st.get("x_host_mounts")
+    if cg and not plain:
+        return None  # the freezer's whereabouts are not known here: no fast status
+    if cg:
+        if cg.get("driver") == "v2":
+            rec += [("freezer", os.path.join(cg["dir"], "cgroup.freeze")), ("frozen", "1")]
+            leaves = {cg["dir"]}
+        else:
+            fz = (cg.get("dirs") or {}).get("freezer")
+            if fz:
+                rec += [("freezer", os.path.join(fz, "freezer.state")), ("frozen", "FROZEN")]
+            leaves = {h[2] for h in cg.get("hier") or []}
+        for d in reversed(cg.get("created") or []):
+            rec.append(("rm_leaf" if d in leaves else "rm_parent", d))
+    rec.append(("delete_ok", "1" if delete_ok else "0"))
+    out = "".join(f"{k}\0{v}\0" for k, v in rec)
+    if any("\0" in v for _, v in rec) or sum(k.startswith("rm_") for k, _ in rec) > 64:
+        return None
+    return out.encode()
 
 
 def proc_start_time(pid):

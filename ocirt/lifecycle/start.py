@@ -10,6 +10,10 @@ def start(cid, root=None):
     c = statemod.Container(root or statemod.default_root(), cid).lock()
     try:
         c.load()
+        err = os.environ.pop("OCIRT_START_ERROR", None)
+        if err is not None:
+            # the C front released the init, which reported this instead of exec'ing
+            _start_failed(c, err.encode())
         status = c.status()
         if status != "created":
             raise WrongState(f"cannot start container {cid}: it is {status}, not created")
@@ -24,18 +28,22 @@ def start(cid, root=None):
         err = s.recv(4096)
         s.close()
         if err:
-            # init could not exec (a startContainer hook failed, ...): it exits; the
-            # container is destroyed as the lifecycle says (runtime.md, step 12)
-            from .delete import _kill_and_wait, destroy
-            try:
-                _kill_and_wait(c.state, "created")
-                destroy(c)
-            except OcirtError:
-                pass
-            raise OcirtError(f"container {cid}: {err.decode(errors='replace')}")
+            _start_failed(c, err)
         hooks = c.state.get("x_hooks_poststart")
         if hooks:
             from ..hooks import run_list_warn
             run_list_warn(hooks, "poststart", c.oci_state())
     finally:
         c.unlock()
+
+
+def _start_failed(c, err):
+    """init could not exec (a startContainer hook failed, ...): it exits; the
+    container is destroyed as the lifecycle says (runtime.md, step 12)."""
+    from .delete import _kill_and_wait, destroy
+    try:
+        _kill_and_wait(c.state, "created")
+        destroy(c)
+    except OcirtError:
+        pass
+    raise OcirtError(f"container {c.id}: {err.decode(errors='replace')}")
