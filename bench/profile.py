@@ -111,7 +111,11 @@ sys.exit(rc)
 
 
 def launcher_info(path):
-    """(python, sys.path entries) of an ocirt launcher written by ocirt/_launcher.py."""
+    """(python, sys.path entries) of an ocirt launcher written by ocirt/_launcher.py
+    (the Python entry script beside the C front, when `path` is the front)."""
+    with open(path, "rb") as f:
+        if f.read(4) == b"\x7fELF":
+            path += "-py"
     with open(path) as f:
         lines = f.read().splitlines()
     py = lines[0][2:].split()[0]

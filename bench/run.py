@@ -90,8 +90,10 @@ def fast_launcher(path):
     A later `pip install -e .` replaces it with pip's console script (site, .pth
     files, the editable finder, `import re`): then measure a launcher written the
     way `make venv` writes it, and say so."""
-    with open(path) as f:
-        first = f.readline().strip()
+    with open(path, "rb") as f:
+        first = f.readline().decode(errors="replace").strip()
+    if first.startswith("\x7fELF"):
+        return path, None  # the C front (ocirt/_shim/front.c), beside ocirt-py
     if first.endswith(" -IS") or first.endswith(" -I -S"):
         return path, None
     fast = os.path.join(BENCH_DIR, "ocirt")
@@ -112,8 +114,11 @@ def fast_launcher(path):
 
 def make_runtimes(want_crun):
     shown = os.path.relpath(OCIRT, REPO) if OCIRT.startswith(REPO + "/") else OCIRT
+    with open(OCIRT, "rb") as f:
+        how = ("C front + python -I -S entry script" if f.read(4) == b"\x7fELF"
+               else "python -I -S launcher")
     rts = [Runtime("ocirt", OCIRT, os.path.join(ROOTS, "ocirt"), LocalSpawner(),
-                   f"{shown} (python -I -S launcher)")]
+                   f"{shown} ({how})")]
     runc = shutil.which("runc")
     if runc:
         rts.append(Runtime("runc", runc, os.path.join(ROOTS, "runc"), LocalSpawner(), runc))

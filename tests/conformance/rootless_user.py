@@ -50,14 +50,17 @@ def launcher_paths():
     """The files an unprivileged user needs to reach to run OCIRT: the launcher, the
     interpreter of its #! line (symlinks resolved), and the repository."""
     paths = [OCIRT, os.path.realpath(OCIRT), helpers.REPO]
-    try:
-        with open(OCIRT, "rb") as f:
-            first = f.readline().decode(errors="replace")
+    # the C front execs the Python entry script beside it (ocirt/_launcher.py)
+    for script in (OCIRT, OCIRT + "-py"):
+        try:
+            with open(script, "rb") as f:
+                first = f.readline().decode(errors="replace")
+        except OSError:
+            continue
+        paths.append(script)
         if first.startswith("#!"):
             interp = first[2:].split()[0]
             paths += [interp, os.path.realpath(interp)]
-    except OSError:
-        pass
     return paths
 
 
