@@ -42,6 +42,8 @@ BUILD_DIR = mkinitramfs.BUILD_DIR
 KERNEL = os.path.join(BUILD_DIR, "vmlinuz")
 KERNEL_PVH = os.path.join(BUILD_DIR, "vmlinux")  # faster to boot, when present
 INITRD = os.path.join(BUILD_DIR, "initramfs.cpio.gz")
+SYSTEMD_UNITS = os.path.join(HERE, "systemd")  # run_in_guest(systemd=True)
+SYSTEMD = "/lib/systemd/systemd"
 
 KERNEL_CMDLINE = (
     "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init "
@@ -155,8 +157,13 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def run_in_guest(command: str, timeout: float = 600, env: dict | None = None,
-                 cwd: str | None = None) -> tuple[int, str]:
+                 cwd: str | None = None, systemd: bool = False) -> tuple[int, str]:
     """Boot the VM, run `/bin/sh -c command` as root, return (rc, output).
+
+    systemd=True boots with systemd as PID 1 (and the system bus, dbus-daemon):
+    the command then runs from a service (ocirt-vm-run.service, cgroup
+    /system.slice/ocirt-vm-run.service) and nothing else is started; the unit
+    files are tests/vm/systemd/.
 
     output is the command's stdout and stderr together. The command runs with
     cwd = `cwd` (default: the caller's cwd) and a clean environment made of
@@ -176,6 +183,8 @@ def run_in_guest(command: str, timeout: float = 600, env: dict | None = None,
     proc = None
     try:
         _write_run_script(xfer, command, cwd, _guest_env(env))
+        if systemd:
+            shutil.copytree(SYSTEMD_UNITS, os.path.join(xfer, "systemd"))
         console = os.path.join(xfer, "console.log")
         # qemu gets SIGKILL if this thread dies before killing it itself.
         setpriv = shutil.which("setpriv")
@@ -230,9 +239,23 @@ def run_in_guest(command: str, timeout: float = 600, env: dict | None = None,
             shutil.rmtree(xfer, ignore_errors=True)
 
 
+def systemd_available() -> tuple[bool, str]:
+    """(True, "") if run_in_guest(systemd=True) can work here."""
+    ok, why = available()
+    if not ok:
+        return ok, why
+    for p in (SYSTEMD, "/usr/bin/dbus-daemon", "/lib/systemd/system/dbus.service"):
+        if not os.path.exists(p):
+            return False, f"{p} is missing (apt-get install systemd dbus)"
+    return True, ""
+
+
 def main(argv: list[str]) -> int:
+    systemd = False
+    if argv and argv[0] == "--systemd":
+        systemd, argv = True, argv[1:]
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print(f"usage: {sys.argv[0]} 'shell command'", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} [--systemd] 'shell command'", file=sys.stderr)
         return 2
     ok, why = available()
     if not ok:
@@ -241,7 +264,7 @@ def main(argv: list[str]) -> int:
     timeout = float(os.environ.get("OCIRT_VM_TIMEOUT", "600"))
     t0 = time.monotonic()
     try:
-        rc, out = run_in_guest(argv[0], timeout=timeout)
+        rc, out = run_in_guest(argv[0], timeout=timeout, systemd=systemd)
     except GuestError as e:
         sys.stdout.write(e.output)
         print(f"ocirt-vm: {e}", file=sys.stderr)
