@@ -13,7 +13,7 @@ def features():
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(NAMES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True,
                        "rdma": True},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

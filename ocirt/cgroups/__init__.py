@@ -38,15 +38,25 @@ def setup(cfg, cid, mode=None):
     path = linux.get("cgroupsPath")
     if path is not None and not isinstance(path, str):
         raise ConfigError("linux.cgroupsPath", "must be a string")
-    if os.environ.get("OCIRT_SYSTEMD_CGROUP") == "1":
-        from . import systemd
-        path = systemd.place(path, cid)
     mode = mode or detect()
     if mode == "v2":
         from .v2 import V2Cgroup as cls
     else:
         from .v1 import V1Cgroup as cls
-    return cls.create(cfg, cid, path)
+    if os.environ.get("OCIRT_SYSTEMD_CGROUP") != "1":
+        return cls.create(cfg, cid, path)
+    # A transient scope from systemd; the container's cgroup is a leaf in it, made and
+    # given linux.resources by the same driver code as a plain path.
+    from . import systemd
+    scope = systemd.place(path, cid, mode)
+    try:
+        cg = cls.create(cfg, cid, scope.path)
+    except BaseException:
+        scope.abort()
+        raise
+    cg.systemd = scope.info
+    scope.release()
+    return cg
 
 
 def is_frozen(d):
@@ -74,8 +84,14 @@ def signal_all(d, signum):
 
 
 def remove(d):
-    """Kill leftovers and rmdir the dirs this container created (never others)."""
-    _driver(d).remove(d)
+    """Kill leftovers and rmdir the dirs this container created (never others); with
+    --systemd-cgroup, then stop the scope ocirt started."""
+    try:
+        _driver(d).remove(d)
+    finally:
+        if d.get("systemd"):
+            from . import systemd
+            systemd.stop(d["systemd"])
 
 
 def pids(d):

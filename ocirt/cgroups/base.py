@@ -210,6 +210,7 @@ class Cgroup:
         self.created = []           # host dirs this container made, parents first
         self.cgroupns = False
         self.linux_devices = []
+        self.systemd = None         # --systemd-cgroup: the scope (systemd.place's info)
 
     def remove(self, kill=True):
         from . import remove

@@ -100,7 +100,7 @@ class V1Cgroup(base.Cgroup):
     def to_state(self):
         return {"driver": "v1", "path": self.path, "dirs": self.dirs,
                 "hier": self.hier, "created": self.created, "cgroupns": self.cgroupns,
-                "linux_devices": self.linux_devices}
+                "linux_devices": self.linux_devices, "systemd": self.systemd}
 
     # --- resources -------------------------------------------------------------
     def _need(self, ctrl, field):

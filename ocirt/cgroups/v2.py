@@ -116,7 +116,7 @@ class V2Cgroup(base.Cgroup):
     def to_state(self):
         return {"driver": "v2", "path": self.path, "dir": self.dir, "mount": self.mount,
                 "created": self.created, "cgroupns": self.cgroupns,
-                "linux_devices": self.linux_devices}
+                "linux_devices": self.linux_devices, "systemd": self.systemd}
 
     def mount_in_container(self, target, opts, where):
         from ..rootfs.mounts import remount_bind

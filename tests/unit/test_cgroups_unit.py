@@ -279,7 +279,7 @@ def test_systemd_names():
 def test_systemd_not_running_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(systemd, "running", lambda: False)
     with pytest.raises(OcirtError) as e:
-        systemd.place("system.slice:ocirt:x", "x")
+        systemd.place("system.slice:ocirt:x", "x", "v2")
     assert "systemd is not running" in str(e.value)
 
 
