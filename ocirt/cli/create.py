@@ -1,4 +1,3 @@
-from ..lifecycle.create import create
 from .args import Flags, need_id
 
 FLAGS = Flags({
@@ -9,6 +8,9 @@ FLAGS = Flags({
 
 
 def main(g, argv):
+    from ..process import cgprime
+    cgprime.prime()  # first: the cgroup grace period runs while the rest loads
+    from ..lifecycle.create import create
     o, pos = FLAGS.parse(argv)
     create(need_id(pos, "create"), o["bundle"], root=g["root"], pid_file=o["pid-file"],
            console_socket=o["console-socket"], no_pivot=o["no-pivot"],

@@ -15,6 +15,8 @@ FLAGS = Flags({
 
 
 def main(g, argv):
+    from ..process import cgprime
+    cgprime.prime()  # first: the cgroup grace period runs while the rest loads
     o, pos = FLAGS.parse(argv)
     if not pos:
         raise OcirtError('"exec" requires a container id')

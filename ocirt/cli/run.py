@@ -1,4 +1,3 @@
-from ..lifecycle.run import run
 from .args import Flags, need_id
 
 FLAGS = Flags({
@@ -11,6 +10,9 @@ FLAGS = Flags({
 
 
 def main(g, argv):
+    from ..process import cgprime
+    cgprime.prime()  # first: the cgroup grace period runs while the rest loads
+    from ..lifecycle.run import run
     o, pos = FLAGS.parse(argv)
     on_exit = None
     if o["usage-file"]:

@@ -49,6 +49,9 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         finally:
             os.close(dirfd)
         listener.listen(1)
+        if ctx.rootless:  # its cgroup set-up may fork (systemd)
+            from ..process import cgprime
+            cgprime.wait()
         cg = _cgroup(cfg, cid, root, ctx.rootless)
         ctx.cgroup = cg
         c.state = {

@@ -79,6 +79,8 @@ class ExecContext:
 def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
     """Start the process; return its host pid once it has exec'd (or raise)."""
     parent, child = Channel.pair()
+    from . import cgprime
+    cgprime.wait()  # no thread may run across the fork
     pid = os.fork()
     if pid == 0:
         parent.close()

@@ -65,6 +65,8 @@ def spawn(ctx, exec_listener, on_intermediate=None):
     `on_intermediate(pid)` runs before the intermediate may proceed (cgroup placement).
     """
     parent, child = Channel.pair()
+    from . import cgprime
+    cgprime.wait()  # no thread may run across the fork
     # The intermediate and init must not be killed by the caller's job-control signals
     # between fork and exec; they keep default dispositions otherwise.
     pid = os.fork()

@@ -1,0 +1,103 @@
+"""Start the kernel's cgroup-migration grace period early, on a thread.
+
+Moving a process into a cgroup (a write to cgroup.procs, v1 or v2) takes the
+kernel's global cgroup_threadgroup_rwsem for writing. When no migration has
+happened for a while, that first write waits for an RCU grace period (the
+rwsem's rcu_sync leaves its fast, reader-only mode): ~8-11 ms on this kind of
+VM, spent asleep, on the critical path of `create` (the intermediate's
+placement) and `exec` (the joiner's). Writes that follow within a grace period
+or so are fast (~0.5 ms).
+
+So `create`, `run` and `exec` begin, first thing, a no-op migration on a thread:
+this process writes "0" (itself) into the cgroup.procs of the cgroup it is
+already in, which moves nothing (a task already in the destination is skipped,
+no controller's attach callback runs) but starts that grace period while the
+main thread validates the config, loads the shim and makes the container's
+cgroup. `wait()` joins the thread before any fork. Every failure is ignored: this
+only ever changes timing. Root only (an unprivileged caller can't open the
+file), and not with the systemd driver (its set-up forks).
+"""
+import os
+import _thread
+
+_lock = None
+
+
+def prime():
+    """Start the no-op migration on a thread (once per process)."""
+    global _lock
+    if _lock is not None or os.geteuid() != 0 or os.environ.get("OCIRT_SYSTEMD_CGROUP") == "1":
+        return
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    try:
+        _thread.start_new_thread(_run, (lock,))
+    except RuntimeError:
+        return
+    _lock = lock
+
+
+def wait():
+    """Join the thread started by prime(): call before forking."""
+    global _lock
+    lock, _lock = _lock, None
+    if lock is not None:
+        lock.acquire()
+
+
+def _run(lock):
+    try:
+        path = own_procs_file()
+        if path is not None:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+    except BaseException:  # noqa: BLE001 - timing only; nothing to report
+        pass
+    finally:
+        lock.release()
+
+
+def own_procs_file():
+    """cgroup.procs of this process's own cgroup, in the unified hierarchy if one is
+    mounted, else in the first v1 hierarchy found; None if none is visible."""
+    with open("/proc/self/cgroup", "rb") as f:
+        cgroup = f.read().decode()
+    with open("/proc/self/mountinfo", "rb") as f:
+        mountinfo = f.read().decode()
+    return pick(cgroup, mountinfo)
+
+
+def pick(cgroup, mountinfo):
+    """own_procs_file() from the texts of /proc/self/cgroup and /proc/self/mountinfo."""
+    own = {}
+    for line in cgroup.splitlines():
+        _id, ctrls, path = line.split(":", 2)
+        own[ctrls] = path
+    v1 = None
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        rf = right.split()
+        if len(rf) < 3 or rf[0] not in ("cgroup2", "cgroup"):
+            continue
+        lf = left.split()
+        root, point = lf[3], lf[4]
+        if rf[0] == "cgroup2":
+            key = ""
+        else:
+            opts = rf[2].split(",")
+            key = next((k for k in own if k and set(k.split(",")) <= set(opts)), None)
+            if key is None:
+                continue
+        path = own.get(key)
+        if path is None or not (path + "/").startswith(root.rstrip("/") + "/"):
+            continue
+        rel = path[len(root.rstrip("/")):]
+        cand = point.replace("\\040", " ") + rel.rstrip("/") + "/cgroup.procs"
+        if key == "":
+            return cand
+        if v1 is None:
+            v1 = cand
+    return v1

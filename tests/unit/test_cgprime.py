@@ -1,0 +1,48 @@
+"""ocirt.process.cgprime: which cgroup.procs the no-op migration writes to."""
+from ocirt.process import cgprime
+
+HYBRID_CG = """9:name=systemd:/
+8:pids:/user.slice
+1:cpu,cpuacct:/
+0::/user.slice/x.scope
+"""
+HYBRID_MI = """24 30 0:22 / /sys rw,nosuid - sysfs sysfs rw
+33 24 0:28 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755
+34 33 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+35 33 0:30 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+36 33 0:31 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+37 33 0:32 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+"""
+
+
+def test_unified_preferred():
+    assert cgprime.pick(HYBRID_CG, HYBRID_MI) == \
+        "/sys/fs/cgroup/unified/user.slice/x.scope/cgroup.procs"
+
+
+def test_v1_only():
+    cg = "\n".join(line for line in HYBRID_CG.splitlines() if not line.startswith("0::"))
+    mi = "\n".join(line for line in HYBRID_MI.splitlines() if "cgroup2" not in line)
+    assert cgprime.pick(cg, mi) == "/sys/fs/cgroup/systemd/cgroup.procs"
+    mi = "\n".join(line for line in mi.splitlines() if "systemd" not in line)
+    assert cgprime.pick(cg, mi) == "/sys/fs/cgroup/pids/user.slice/cgroup.procs"
+
+
+def test_mount_root_below_own_path():
+    # a bind-mounted subtree (root field /user.slice): our path is relative to it
+    mi = "34 33 0:29 /user.slice /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+    assert cgprime.pick("0::/user.slice/x.scope\n", mi) == "/sys/fs/cgroup/x.scope/cgroup.procs"
+    # our cgroup outside the mounted subtree: nothing to write to
+    assert cgprime.pick("0::/other\n", mi) is None
+
+
+def test_root_cgroup():
+    mi = "34 33 0:29 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+    assert cgprime.pick("0::/\n", mi) == "/sys/fs/cgroup/cgroup.procs"
+
+
+def test_prime_and_wait_never_raise(monkeypatch):
+    monkeypatch.setattr(cgprime, "own_procs_file", lambda: "/nonexistent/cgroup.procs")
+    cgprime.prime()
+    cgprime.wait()
+    cgprime.wait()  # a second wait is a no-op
