@@ -32,7 +32,14 @@ def load(bundle):
         cfg = jsonfast.loads(raw)
     except ValueError as e:
         raise ConfigError("", f"config.json is not valid JSON: {e}") from None
-    check(cfg)
+    # The schema check depends on the bytes alone: a document that passed once
+    # passes again (the semantic checks, which look at the host, always run).
+    key = raw + b"\0" + _schema_stamp()
+    if not isinstance(cfg, dict) or cache_get("schema", key) is None:
+        check(cfg)
+        cache_put("schema", key, b"ok")
+    else:
+        _check_semantics(cfg)
     return cfg
 
 
@@ -42,6 +49,124 @@ def check(cfg):
     from . import schema
     schema.validate(cfg, "config")
     _check_semantics(cfg)
+
+
+def _schema_stamp():
+    """What a cached schema verdict depends on besides the document: the schema file
+    and the validator (identity and modification time of each)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    for p in (os.path.join(here, "schema.py"), os.path.join(here, "..", "spec", "config-schema.json"),
+              os.path.join(here, "spec", "config-schema.json")):
+        try:
+            st = os.stat(p)
+            out.append(f"{p}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            out.append(p + ":-")
+    return "|".join(out).encode()
+
+
+# --- a cache of results that depend only on content (schema verdicts, seccomp programs)
+#
+# One file per entry, named by the SHA-256 of its key, in a directory only this user
+# can write (/run/ocirt-cache for root, $XDG_RUNTIME_DIR/ocirt-cache otherwise;
+# OCIRT_CACHE_DIR overrides, empty disables). Each file holds the SHA-256 of its
+# payload, checked on every read, so a torn write is a miss, never a wrong answer.
+
+_cache_ok = None
+
+
+def cache_dir():
+    d = os.environ.get("OCIRT_CACHE_DIR")
+    if d is None:
+        if os.geteuid() == 0:
+            d = "/run/ocirt-cache"
+        else:
+            xdg = os.environ.get("XDG_RUNTIME_DIR")
+            d = os.path.join(xdg, "ocirt-cache") if xdg else ""
+    return d or None
+
+
+def _sha256(data):
+    try:
+        from _sha256 import sha256
+    except ImportError:  # Python >= 3.12 (or a build without it)
+        from hashlib import sha256
+    return sha256(data)
+
+
+def _entry(kind, key):
+    global _cache_ok
+    d = cache_dir()
+    if d is None:
+        return None
+    if _cache_ok is None:
+        try:
+            st = os.stat(d)
+            _cache_ok = st.st_uid == os.geteuid() and not (st.st_mode & 0o022) \
+                and (st.st_mode & 0o170000) == 0o040000
+        except FileNotFoundError:
+            _cache_ok = "missing"
+        except OSError:
+            _cache_ok = False
+    if not _cache_ok:
+        return None
+    return os.path.join(d, f"{kind}-{_sha256(key).hexdigest()}")
+
+
+def cache_get(kind, key):
+    """The payload stored for `key`, or None."""
+    path = _entry(kind, key)
+    if path is None or _cache_ok == "missing":
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = b""
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    digest, _, payload = data.partition(b"\n")
+    if digest != _sha256(payload).hexdigest().encode():
+        return None
+    return payload
+
+
+def cache_put(kind, key, payload):
+    """Store `payload` for `key`; failures are ignored (the cache is only a cache)."""
+    global _cache_ok
+    path = _entry(kind, key)
+    if path is None:
+        return
+    try:
+        if _cache_ok == "missing":
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            st = os.stat(os.path.dirname(path))
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                _cache_ok = False
+                return
+            _cache_ok = True
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
+        try:
+            os.write(fd, _sha256(payload).hexdigest().encode() + b"\n" + payload)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
 
 
 def _check_semantics(cfg):
