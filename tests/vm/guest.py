@@ -43,6 +43,7 @@ KERNEL = os.path.join(BUILD_DIR, "vmlinuz")
 KERNEL_PVH = os.path.join(BUILD_DIR, "vmlinux")  # faster to boot, when present
 INITRD = os.path.join(BUILD_DIR, "initramfs.cpio.gz")
 SYSTEMD_UNITS = os.path.join(HERE, "systemd")  # run_in_guest(systemd=True)
+SYSTEMD_MASKED = os.path.join(HERE, "systemd-masked")  # units masked there
 SYSTEMD = "/lib/systemd/systemd"
 
 KERNEL_CMDLINE = (
@@ -185,6 +186,7 @@ def run_in_guest(command: str, timeout: float = 600, env: dict | None = None,
         _write_run_script(xfer, command, cwd, _guest_env(env))
         if systemd:
             shutil.copytree(SYSTEMD_UNITS, os.path.join(xfer, "systemd"))
+            shutil.copy(SYSTEMD_MASKED, os.path.join(xfer, "systemd-masked"))
         console = os.path.join(xfer, "console.log")
         # qemu gets SIGKILL if this thread dies before killing it itself.
         setpriv = shutil.which("setpriv")

@@ -8,6 +8,9 @@ cd /
 if [ "$1" != run ] && [ -d /xfer/systemd ]; then
     "$BB" mkdir -p /run/systemd/system
     "$BB" cp -r /xfer/systemd/. /run/systemd/system/
+    "$BB" grep -v '^#' /xfer/systemd-masked | while read -r u; do
+        [ -n "$u" ] && "$BB" ln -sf /dev/null "/run/systemd/system/$u"
+    done
     exec /lib/systemd/systemd --unit=ocirt-vm.target --show-status=0 --log-level=warning \
         --log-target=console
     echo "ocirt-vm-init: cannot exec /lib/systemd/systemd" >>/xfer/init-error
