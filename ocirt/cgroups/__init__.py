@@ -55,6 +55,19 @@ def setup(cfg, cid, mode=None):
         scope.abort()
         raise
     cg.systemd = scope.info
+    direct = cg.add_pid
+
+    def add_pid(pid):
+        try:
+            direct(pid)
+        except OcirtError as e:
+            if "Permission denied" not in str(e) and "not permitted" not in str(e):
+                raise
+            # rootless: the move crosses a cgroup the caller does not own; systemd
+            # may make it (into the delegated scope)
+            systemd.attach(cg.systemd, pid)
+
+    cg.add_pid = add_pid
     scope.release()
     return cg
 

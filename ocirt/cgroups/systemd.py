@@ -566,6 +566,22 @@ def _settle(info, cgpath, keeper, mode):
                          f"{kd}: {e.strerror}") from None
 
 
+def attach(info, pid, sub=CONTAINER_DIR):
+    """Ask the manager to move `pid` into <scope>/<sub> (AttachProcessesToUnit): for a
+    caller that may not write cgroup.procs of the common ancestor of the process's
+    cgroup and the scope's (cgroup v2 delegation containment; a user manager then
+    asks the system manager). Raises OcirtError."""
+    conn = connect(info.get("user", False))
+    try:
+        _manager_call(conn, "AttachProcessesToUnit", "ssau", info["unit"], "/" + sub,
+                      [pid])
+    except DBusError as e:
+        raise OcirtError(f"--systemd-cgroup: systemd cannot move pid {pid} into "
+                         f"{info['unit']}/{sub}: {e}") from None
+    finally:
+        conn.close()
+
+
 # --- removal -----------------------------------------------------------------------------
 
 def stop(info, conn=None):

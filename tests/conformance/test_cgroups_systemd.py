@@ -247,3 +247,48 @@ def test_private_socket_without_the_bus(ocirt):
     assert read(f"{CGROOT}{p['ControlGroup']}/container/pids.max") == "10"
     ocirt.delete(cid, env=env).ok()
     assert gone(unit)
+
+
+@need_systemd
+def test_rootless_through_the_user_manager():
+    """Non-root: the user's systemd manager (user@UID.service) makes the scope in its
+    delegated subtree; the moves that cross cgroups the user does not own are
+    systemd's (PIDs=, AttachProcessesToUnit)."""
+    from rootless_user import RootlessOcirt, RootlessUser
+    try:
+        user = RootlessUser.create()
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"cannot make an unprivileged test user: {e}")
+    units = [f"user@{user.uid}.service", f"user-runtime-dir@{user.uid}.service"]
+    try:
+        why = user.check_launcher()
+        if why:
+            pytest.skip(why)
+        r = subprocess.run(["systemctl", "start", units[0]], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r
+        o = RootlessOcirt(user)
+        try:
+            cid = o.new_id()
+            b = o.bundle(["sleep", "600"])
+            b.linux["cgroupsPath"] = f"app.slice:ocirt-test:{cid}"
+            b.linux["resources"] = {"pids": {"limit": 20}, "memory": {"limit": 64 << 20}}
+            b.write()
+            o.create(cid, b, global_flags=FLAG).ok()
+            pid = o.state(cid)["pid"]
+            scope = (f"/user.slice/user-{user.uid}.slice/user@{user.uid}.service/app.slice/"
+                     f"ocirt-test-{cid}.scope")
+            assert read(f"/proc/{pid}/cgroup") == f"0::{scope}/container"
+            assert read(f"{CGROOT}{scope}/container/pids.max") == "20"
+            assert read(f"{CGROOT}{scope}/container/memory.max") == str(64 << 20)
+            assert len(read(f"{CGROOT}{scope}/keeper/cgroup.procs").split()) == 1
+            o.delete(cid, "--force").ok()
+            wait_for(lambda: not os.path.exists(f"{CGROOT}{scope}"), timeout=30,
+                     what="the scope's cgroup to go")
+            left = o.leftovers()
+        finally:
+            o.cleanup()
+        assert not left, "the test left behind:\n  " + "\n  ".join(left)
+    finally:
+        subprocess.run(["systemctl", "stop", *units], capture_output=True, timeout=300)
+        user.close()
