@@ -73,8 +73,7 @@ class Container:
     # --- state.json
     def load(self):
         try:
-            with open(os.path.join(self.dir, "state.json"), "rb") as f:
-                self.state = jsonfast.loads(f.read())
+            self.state = jsonfast.loads(read_file(os.path.join(self.dir, "state.json")))
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except ValueError:
@@ -205,11 +204,25 @@ def fast_record(st):
     return out.encode()
 
 
+def read_file(path):
+    """A whole file through os.read: list reads thousands, and open() builds an
+    io stack for each."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+    finally:
+        os.close(fd)
+
+
 def proc_start_time(pid):
     """The start time of `pid` (field 22 of /proc/pid/stat) and its state letter."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = read_file(f"/proc/{pid}/stat")
     except (FileNotFoundError, ProcessLookupError):
         return None, None
     rest = data[data.rindex(b")") + 2:].split()
