@@ -283,6 +283,75 @@ def test_systemd_not_running_is_a_clear_error(monkeypatch):
     assert "systemd is not running" in str(e.value)
 
 
+def test_systemd_name_checks():
+    assert systemd.parse(None, "id1", user=True) == ("user.slice", "ocirt-id1.scope")
+    assert systemd.parse("machine-a.slice::n", "x") == ("machine-a.slice", "n.scope")
+    for bad in ("a--b.slice:p:n", "-a.slice:p:n", "a-.slice:p:n", "x.slice:p/q:n",
+                "x.slice:p:n.slice", "x.slice:p:", "x.slice:p:" + "n" * 300):
+        with pytest.raises(ConfigError) as e:
+            systemd.parse(bad, "x")
+        assert e.value.path == "linux.cgroupsPath", bad
+
+
+def test_dbus_addresses():
+    assert systemd._socket_paths("unix:path=/run/dbus/system_bus_socket") == \
+        ["/run/dbus/system_bus_socket"]
+    assert systemd._socket_paths("tcp:host=x,port=1;unix:abstract=/tmp/a%2cb,guid=1") == \
+        ["\0/tmp/a,b"]
+
+
+def _alive(pid):
+    from ocirt.state import process_alive
+    return process_alive(pid, None)
+
+
+def _wait(pred, timeout=10):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_keeper_exits_if_ocirt_dies_before_releasing_it():
+    pid, gate = systemd._spawn_keeper()
+    assert _alive(pid)
+    os.close(gate)  # what ocirt dying does
+    assert _wait(lambda: not _alive(pid))
+
+
+def test_keeper_is_a_clean_sleep_and_dies_when_systemd_is_unreachable(monkeypatch):
+    pid, gate = systemd._spawn_keeper()
+    os.write(gate, b"g")
+    os.close(gate)
+    try:
+        assert _wait(lambda: open(f"/proc/{pid}/cmdline", "rb").read().startswith(
+            b"ocirt-keeper\0infinity"))
+        assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"]
+        assert all(os.readlink(f"/proc/{pid}/fd/{i}") == "/dev/null" for i in range(3))
+        status = dict(ln.split(":\t", 1) for ln in open(f"/proc/{pid}/status").read()
+                      .splitlines() if ":\t" in ln)
+        assert int(status["SigIgn"], 16) == 0 and int(status["SigBlk"], 16) == 0
+        assert os.getsid(pid) != os.getsid(0)  # a session of its own (not its leader)
+        # delete when systemd can't be reached: the keeper is killed, nothing raised
+        # (ocirt made no directory here)
+
+        def no_systemd(user):
+            raise OcirtError("--systemd-cgroup: cannot reach systemd over D-Bus: test")
+        monkeypatch.setattr(systemd, "connect", no_systemd)
+        from ocirt.state import proc_start_time
+        systemd.stop({"unit": "ocirt-test-x.scope", "keeper": pid,
+                      "keeper_start": proc_start_time(pid)[0], "scope_dirs": []})
+        assert _wait(lambda: not _alive(pid))
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
 # --- CLI values ------------------------------------------------------------------
 
 def test_ram_bytes():
