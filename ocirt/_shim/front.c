@@ -297,17 +297,22 @@ static int parse_signal(const char *s)
     return 0;
 }
 
-/* Open and, for verbs that change the container, lock its directory. */
-static int open_container(const char *root, const char *id, int lock, char *path, size_t len)
+/* Open (and, for verbs that change the container, lock) its directory, and read
+ * its fast record; defer to Python when either is missing. */
+static struct record *load(const char *root, const char *id, int lock, int *dirfd,
+                           char path[4096])
 {
-    if ((size_t)snprintf(path, len, "%s/%s", root, id) >= len)
+    if ((size_t)snprintf(path, 4096, "%s/%s", root, id) >= 4096)
         defer("path too long");
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    *dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*dirfd < 0)
         defer("no container directory");
-    if (lock && flock(fd, LOCK_EX) < 0)
+    if (lock && flock(*dirfd, LOCK_EX) < 0)
         defer("flock");
-    return fd;
+    struct record *r = read_record(*dirfd);
+    if (!r)
+        defer("no fast record");
+    return r;
 }
 
 /* ---- the verbs ---- */
@@ -315,10 +320,8 @@ static int open_container(const char *root, const char *id, int lock, char *path
 static int do_state(const char *root, const char *id)
 {
     char path[4096];
-    int dirfd = open_container(root, id, 0, path, sizeof path);
-    struct record *r = read_record(dirfd);
-    if (!r)
-        defer("no fast record");
+    int dirfd;
+    struct record *r = load(root, id, 0, &dirfd, path);
     const char *status = status_of(dirfd, r);
     if (!strcmp(status, "stopped"))
         defer("stopped: the usage comes from Python");
@@ -340,10 +343,8 @@ static int do_state(const char *root, const char *id)
 static int do_kill(const char *root, const char *id, int sig)
 {
     char path[4096];
-    int dirfd = open_container(root, id, 0, path, sizeof path);
-    struct record *r = read_record(dirfd);
-    if (!r)
-        defer("no fast record");
+    int dirfd;
+    struct record *r = load(root, id, 0, &dirfd, path);
     if (!strcmp(status_of(dirfd, r), "stopped"))
         defer("stopped");
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)r->pid, 0);
@@ -361,10 +362,8 @@ static int do_kill(const char *root, const char *id, int sig)
 static int do_start(const char *root, const char *id)
 {
     char path[4096];
-    int dirfd = open_container(root, id, 1, path, sizeof path);
-    struct record *r = read_record(dirfd);
-    if (!r)
-        defer("no fast record");
+    int dirfd;
+    struct record *r = load(root, id, 1, &dirfd, path);
     if (!r->can_start)
         defer("poststart hooks");
     if (strcmp(status_of(dirfd, r), "created"))
@@ -413,10 +412,8 @@ static int rmdir_wait(const char *path)
 static int do_delete(const char *root, const char *id)
 {
     char path[4096];
-    int dirfd = open_container(root, id, 1, path, sizeof path);
-    struct record *r = read_record(dirfd);
-    if (!r)
-        defer("no fast record");
+    int dirfd;
+    struct record *r = load(root, id, 1, &dirfd, path);
     if (!r->can_delete)
         defer("hooks or host mounts");
     if (strcmp(status_of(dirfd, r), "stopped"))
