@@ -19,12 +19,19 @@ NUMBERS = {n: i for i, n in enumerate(NAMES)}
 SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
 
+_LAST = []
+
+
 def last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(NAMES) - 1
+    """The kernel's highest capability number (fixed while it runs: read once, in the
+    create process, and inherited by init)."""
+    if not _LAST:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+                _LAST.append(int(f.read()))
+        except (OSError, ValueError):
+            return len(NAMES) - 1
+    return _LAST[0]
 
 
 def parse(caps, where="process.capabilities"):

@@ -71,9 +71,10 @@ def run_init(ctx, chan, exec_listener):
 
     # --- the root filesystem
     prepare_rootfs(ctx)
-    chan.send("hooks", phase="createRuntime")
-    ctx.init_pid = chan.expect("hooks-done").get("pid")  # our host pid, for hook state
-    ctx.run_hooks("createContainer")
+    if ctx.hooks is not None:  # without hooks there is nothing to wait for
+        chan.send("hooks", phase="createRuntime")
+        ctx.init_pid = chan.expect("hooks-done").get("pid")  # our host pid, for hook state
+        ctx.run_hooks("createContainer")
     enter_rootfs(ctx)
     # --- terminal: the pty from the container's devpts, bound on /dev/console
     # before the rootfs becomes read-only

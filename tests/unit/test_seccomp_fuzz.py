@@ -156,6 +156,8 @@ def mutate(cfg, rnd, paths=None):
             parent[key]  # noqa: B018 - still there after earlier mutations?
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, (dict, list)):  # an earlier mutation left a string here
+            continue
         how = rnd.choice(["replace", "replace", "delete", "add"])
         if how == "delete":
             del parent[key]
