@@ -65,8 +65,8 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
         where = "process"
         if not args:
             raise OcirtError("exec args cannot be empty")
-        import copy
-        proc = copy.deepcopy(base)
+        from .. import jsonfast  # a deep copy of JSON data (the copy module costs ~2 ms)
+        proc = jsonfast.loads(jsonfast.dumps(base))
         proc["args"] = list(args)
         proc["terminal"] = bool(tty)
         proc.pop("consoleSize", None)
@@ -224,12 +224,10 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     try:
         if master is not None:
             from ..terminal import relay
-            from .run import _reap
             try:
                 return relay(master, lambda: _reap(pid))
             finally:
                 os.close(master)
-        from .run import _wait_for
         return _wait_for(pid)
     finally:
         for s, h in old.items():
@@ -241,6 +239,32 @@ def _forward(pid, num):
         os.kill(pid, num)
     except ProcessLookupError:
         pass
+
+
+def _reap(pid):
+    """Reap what has exited; the exit status of `pid` once it has, else None."""
+    while True:
+        try:
+            got, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 255
+        if got == 0:
+            return None
+        if got == pid:
+            return 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+
+
+def _wait_for(pid):
+    """Reap children until `pid` exits (other orphans may reach us as subreaper)."""
+    while True:
+        try:
+            got, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if got == pid:
+            if os.WIFSIGNALED(st):
+                return 128 + os.WTERMSIG(st)
+            return os.WEXITSTATUS(st)
 
 
 def _listen_fds():

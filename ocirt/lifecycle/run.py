@@ -7,6 +7,7 @@ import _socket as socket  # the C module: `socket` imports selectors and enum
 from .. import syscalls as sc
 from .create import create
 from .delete import delete
+from .exec import _reap, _wait_for  # noqa: F401 - shared with exec (run._reap/_wait_for)
 from .start import start
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -80,29 +81,3 @@ def _forward(pid, num):
         os.kill(pid, num)
     except ProcessLookupError:
         pass
-
-
-def _reap(pid):
-    """Reap what has exited; the exit status of `pid` once it has, else None."""
-    while True:
-        try:
-            got, st = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return 255
-        if got == 0:
-            return None
-        if got == pid:
-            return 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
-
-
-def _wait_for(pid):
-    """Reap children until `pid` exits (other orphans may reach us as subreaper)."""
-    while True:
-        try:
-            got, st = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 255
-        if got == pid:
-            if os.WIFSIGNALED(st):
-                return 128 + os.WTERMSIG(st)
-            return os.WEXITSTATUS(st)
