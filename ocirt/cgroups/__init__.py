@@ -149,5 +149,10 @@ def join(d, pid):
             with open(os.path.join(path, "cgroup.procs"), "w") as f:
                 f.write(str(pid))
         except OSError as e:
+            if d.get("systemd") and isinstance(e, PermissionError):
+                # rootless --systemd-cgroup: the move crosses a cgroup the caller
+                # does not own; systemd may make it
+                from . import systemd
+                return systemd.attach(d["systemd"], pid)
             raise OcirtError(f"cannot move pid {pid} into cgroup {path}: {e.strerror}") \
                 from None

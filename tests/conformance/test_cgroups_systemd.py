@@ -282,6 +282,10 @@ def test_rootless_through_the_user_manager():
             assert read(f"{CGROOT}{scope}/container/pids.max") == "20"
             assert read(f"{CGROOT}{scope}/container/memory.max") == str(64 << 20)
             assert len(read(f"{CGROOT}{scope}/keeper/cgroup.procs").split()) == 1
+            # exec's process joins the container's leaf (through systemd too)
+            o.start(cid).ok()
+            r = o("exec", cid, "cat", "/proc/self/cgroup", timeout=120).ok()
+            assert r.stdout.strip() in ("0::/", f"0::{scope}/container"), r
             o.delete(cid, "--force").ok()
             wait_for(lambda: not os.path.exists(f"{CGROOT}{scope}"), timeout=30,
                      what="the scope's cgroup to go")
