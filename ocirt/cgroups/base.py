@@ -217,6 +217,8 @@ class Cgroup:
         remove(self.to_state())
 
     def _rollback(self):
-        for d in reversed(self.created):
-            fs.rmdir_tree(d)
+        st = self.to_state()
+        leaves = ({st["dir"]} if st.get("driver") == "v2"
+                  else {h[2] for h in st.get("hier") or []})
+        fs.remove_created(self.created, leaves)
         self.created = []

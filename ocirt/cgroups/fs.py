@@ -155,6 +155,24 @@ def signal_pids(pids, signum):
             pass
 
 
+def remove_created(created, leaves):
+    """Remove the dirs a container made (`created`, parents first), deepest first.
+    A leaf goes with any child cgroups below it; a parent only when empty, with one
+    rmdir: it may hold other containers' cgroups by now (stopped ones too, whose
+    final usage is theirs). Returns the leaves still there (busy)."""
+    busy = []
+    for d in reversed(created or []):
+        if d in leaves:
+            if not rmdir_tree(d):
+                busy.append(d)
+        else:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    return busy
+
+
 def rmdir_tree(path):
     """Remove a cgroup dir and any child cgroups below it (children first)."""
     try:

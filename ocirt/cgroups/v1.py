@@ -534,16 +534,9 @@ def remove(d):
         kill_all(d)
     except OcirtError:
         pass
-    left = []
-    for c in reversed(d.get("created") or []):
-        if not fs.rmdir_tree(c):
-            left.append(c)
-    if left:
-        # Parents shared with other containers are busy: only the leaves matter.
-        leaves = {h[2] for h in d.get("hier") or []}
-        bad = [c for c in left if c in leaves]
-        if bad:
-            raise OcirtError(f"cannot remove cgroup {bad[0]}: still busy")
+    busy = fs.remove_created(d.get("created"), {h[2] for h in d.get("hier") or []})
+    if busy:
+        raise OcirtError(f"cannot remove cgroup {busy[0]}: still busy")
 
 
 def update(d, res, field):

@@ -470,9 +470,9 @@ def remove(st):
         kill_all(st)
     except OcirtError:
         pass
-    for c in reversed(st.get("created") or []):
-        if not fs.rmdir_tree(c) and c == st["dir"]:
-            raise OcirtError(f"cannot remove cgroup {c}: still busy")
+    busy = fs.remove_created(st.get("created"), {st["dir"]})
+    if busy:
+        raise OcirtError(f"cannot remove cgroup {busy[0]}: still busy")
 
 
 def update(st, res, field):

@@ -182,6 +182,32 @@ def test_delete_never_removes_a_cgroup_it_did_not_create(ocirt):
             os.rmdir(d)
 
 
+@pytest.mark.parametrize("other", ["stopped", "running"])
+def test_delete_leaves_a_parent_it_made_to_the_containers_still_in_it(ocirt, other):
+    # the first container makes /ocirt-test-<marker>; the second's cgroup sits in it
+    # and, stopped, still holds its final usage: deleting the first must not touch it
+    first, bf = mk(ocirt, ["true"])
+    second, bs = mk(ocirt, ["true"] if other == "stopped" else ["sleep", "600"])
+    ocirt.create(first, bf).ok()
+    ocirt.create(second, bs).ok()
+    ocirt.start(second).ok()
+    if other == "stopped":
+        ocirt.wait_status(second, "stopped")
+    for verb_env in ({}, {"OCIRT_FRONT": "0"}):  # the C front, then Python
+        d = cg_dir(ocirt, second)
+        ocirt.delete(first, "--force", env=verb_env).ok()
+        assert os.path.isdir(d), f"deleting {first} removed {second}'s cgroup {d}"
+        assert os.path.isdir(os.path.dirname(d)), "the parent still holds a container"
+        ev = json.loads(ocirt("events", "--stats", second).ok().stdout)
+        assert ev["data"]["memory"]["usage"]["max"] > 0
+        first, bf = mk(ocirt, ["true"])
+        ocirt.create(first, bf).ok()
+        ocirt.start(first).ok()
+        ocirt.wait_status(first, "stopped")
+    ocirt.delete(first).ok()
+    ocirt.delete(second, "--force").ok()
+
+
 def test_kill_all_reaches_every_process(ocirt):
     cid, b = mk(ocirt, ["sh", "-c", "sleep 600 & sleep 600 & sleep 600 & wait"])
     b.config["process"]["args"] = ["sh", "-c",
