@@ -6,7 +6,7 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-PKGS="linux-image-amd64 qemu-system-x86 busybox-static"
+PKGS="linux-image-amd64 qemu-system-x86 busybox-static systemd dbus"  # systemd + dbus: the --systemd-cgroup guest
 
 missing=""
 for p in $PKGS; do
