@@ -1,6 +1,7 @@
 """Container state on disk: one directory per id under the root.
 
 <root>/<id>/state.json   the OCI state plus what ocirt needs later (atomic writes)
+<root>/<id>/fast         the same, pre-digested for the C front (ocirt/_shim/front.c)
 <root>/<id>/exec.sock    exists while the init waits for `start` (status created)
 The directory itself is the per-container lock (flock).
 """
@@ -81,12 +82,13 @@ class Container:
         return self.state
 
     def save(self):
+        # rename makes the write atomic for readers; no fsync: the state describes
+        # processes that a crash ends anyway (and /run is usually a tmpfs)
         path = os.path.join(self.dir, "state.json")
         tmp = path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, jsonfast.dumps(self.state).encode())
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
