@@ -1,6 +1,5 @@
-"""process.capabilities: the five sets, through python-prctl and prctl(2)."""
-import _prctl
-
+"""process.capabilities: the five sets, through capget/capset and prctl(2) in the shim
+(python-prctl's module and libcap cost ~1 ms to load on every create and exec)."""
 from . import syscalls as sc
 from .errors import ConfigError
 
@@ -60,35 +59,34 @@ def parse(caps, where="process.capabilities"):
     return out
 
 
+def _mask(nums):
+    m = 0
+    for n in nums:
+        m |= 1 << n
+    return m
+
+
 def drop_bounding(parsed):
     """Shrink the bounding set; needs CAP_SETPCAP, so it runs before the uid change."""
     if "bounding" not in parsed:
         return
-    keep = set(parsed["bounding"])
-    for n in range(last_cap() + 1):
-        if n not in keep:
-            sc.prctl(sc.PR_CAPBSET_DROP, n)
+    sc.capbset_drop(_mask(parsed["bounding"]), last_cap())  # one PR_CAPBSET_DROP per cap
 
 
 def raise_effective():
     """Make every permitted capability effective again: a uid change clears the
     effective set, and loading a seccomp filter without no_new_privs needs
     CAP_SYS_ADMIN in it (the config's sets are applied right after)."""
-    allcaps = list(range(last_cap() + 1))
-    permitted = _prctl.get_caps([], allcaps, [])[1]
-    _prctl.set_caps([c for c, on in permitted.items() if on], [], [], [], [], [])
+    _e, p, i = sc.capget()
+    sc.capset(p, p, i)
 
 
 def apply(parsed):
     """Set effective, permitted and inheritable, then raise the ambient ones."""
-
-    allcaps = range(last_cap() + 1)
-    e = set(parsed.get("effective", ()))
-    p = set(parsed.get("permitted", ()))
-    i = set(parsed.get("inheritable", ()))
-    _prctl.set_caps(list(e), list(p), list(i),
-                    [c for c in allcaps if c not in e], [c for c in allcaps if c not in p],
-                    [c for c in allcaps if c not in i])
+    full = (1 << (last_cap() + 1)) - 1
+    sc.capset(_mask(parsed.get("effective", ())) & full,
+              _mask(parsed.get("permitted", ())) & full,
+              _mask(parsed.get("inheritable", ())) & full)
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for c in parsed.get("ambient", ()):
         sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, c)

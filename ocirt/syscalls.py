@@ -61,6 +61,8 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+RLIM_INFINITY = (1 << 64) - 1
+
 
 class Real:
     """Calls into the shim; loaded on first use."""
@@ -130,6 +132,21 @@ class Real:
     def prctl(self, option, a2=0, a3=0, a4=0, a5=0):
         return self._check(self.lib.ocirt_prctl(option, a2, a3, a4, a5), "prctl")
 
+    def capget(self):
+        """(effective, permitted, inheritable) of this thread, as 64-bit masks."""
+        out = self.ffi.new("unsigned long long[3]")
+        self._check(self.lib.ocirt_capget(out), "capget")
+        return out[0], out[1], out[2]
+
+    def capset(self, effective, permitted, inheritable):
+        return self._check(self.lib.ocirt_capset(effective, permitted, inheritable), "capset")
+
+    def capbset_drop(self, keep, last):
+        return self._check(self.lib.ocirt_capbset_drop(keep, last), "prctl")
+
+    def setrlimit(self, resource, soft, hard):
+        return self._check(self.lib.ocirt_setrlimit(resource, soft, hard), "setrlimit")
+
     def seccomp(self, op, flags, arg=None):
         """seccomp(2) raw; `arg` is None (NULL) or an int (passed by pointer, u32)."""
         ptr = self.ffi.NULL if arg is None else self.ffi.new("unsigned int *", arg)
@@ -193,6 +210,19 @@ def join_session_keyring(name=None): return impl().join_session_keyring(name)
 def setgroups(gids): return impl().setgroups(gids)
 def if_up(name): return impl().if_up(name)
 def prctl(option, a2=0, a3=0, a4=0, a5=0): return impl().prctl(option, a2, a3, a4, a5)
+def capget(): return impl().capget()
+def capset(effective, permitted, inheritable):
+    return impl().capset(effective, permitted, inheritable)
+def capbset_drop(keep, last): return impl().capbset_drop(keep, last)
+def setrlimit(resource, soft, hard):
+    """setrlimit(2) of this process; -1 is RLIM_INFINITY (as with resource.setrlimit)."""
+    if soft == -1:
+        soft = RLIM_INFINITY
+    if hard == -1:
+        hard = RLIM_INFINITY
+    if not (0 <= soft <= RLIM_INFINITY and 0 <= hard <= RLIM_INFINITY):
+        raise ValueError("limit out of range")
+    return impl().setrlimit(resource, soft, hard)
 def seccomp(op, flags, arg=None): return impl().seccomp(op, flags, arg)
 def seccomp_load(flags, prog, sockfd=-1, msg=b""):
     return impl().seccomp_load(flags, prog, sockfd, msg)

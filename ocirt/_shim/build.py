@@ -26,6 +26,10 @@ ffibuilder.cdef("""
     int ocirt_if_up(const char *ifname);
     int ocirt_prctl(int option, unsigned long a2, unsigned long a3,
                     unsigned long a4, unsigned long a5);
+    int ocirt_capget(unsigned long long *out);
+    int ocirt_capset(unsigned long long e, unsigned long long p, unsigned long long i);
+    int ocirt_capbset_drop(unsigned long long keep, int last);
+    int ocirt_setrlimit(int resource, unsigned long long soft, unsigned long long hard);
     long ocirt_seccomp(unsigned int op, unsigned int flags, void *args);
     long ocirt_seccomp_load(unsigned int flags, const void *prog, size_t len, int sockfd,
                             const char *msg, size_t msglen);

@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
 
 #define RET(x) do { long _r = (long)(x); return _r < 0 ? -errno : _r; } while (0)
 
@@ -60,6 +62,42 @@ int ocirt_if_up(const char *ifname)
 int ocirt_prctl(int option, unsigned long a2, unsigned long a3,
                 unsigned long a4, unsigned long a5)
 { RET(prctl(option, a2, a3, a4, a5)); }
+
+/* Capabilities (capget/capset v3, 64-bit masks) and the bounding set, so create,
+ * init and exec need neither python-prctl (libcap) nor the `resource` module. */
+int ocirt_capget(unsigned long long *out)  /* out[3]: effective, permitted, inheritable */
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof d);
+    if (syscall(SYS_capget, &h, d) < 0) return -errno;
+    out[0] = d[0].effective | ((unsigned long long)d[1].effective << 32);
+    out[1] = d[0].permitted | ((unsigned long long)d[1].permitted << 32);
+    out[2] = d[0].inheritable | ((unsigned long long)d[1].inheritable << 32);
+    return 0;
+}
+int ocirt_capset(unsigned long long e, unsigned long long p, unsigned long long i)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    d[0].effective = (unsigned int)e; d[1].effective = (unsigned int)(e >> 32);
+    d[0].permitted = (unsigned int)p; d[1].permitted = (unsigned int)(p >> 32);
+    d[0].inheritable = (unsigned int)i; d[1].inheritable = (unsigned int)(i >> 32);
+    RET(syscall(SYS_capset, &h, d));
+}
+/* PR_CAPBSET_DROP of every capability 0..last not in `keep`; stops at the first error. */
+int ocirt_capbset_drop(unsigned long long keep, int last)
+{
+    for (int n = 0; n <= last && n < 64; n++)
+        if (!((keep >> n) & 1) && prctl(PR_CAPBSET_DROP, n, 0, 0, 0) < 0)
+            return -errno;
+    return 0;
+}
+int ocirt_setrlimit(int resource, unsigned long long soft, unsigned long long hard)
+{
+    struct rlimit rl = { (rlim_t)soft, (rlim_t)hard };
+    RET(setrlimit(resource, &rl));
+}
 
 /* --- security surface (seccomp, io priority, scheduler) --- */
 #include <linux/filter.h>

@@ -146,7 +146,7 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
         raise OcirtError("--console-socket given but the process has no terminal "
                          "(use --tty)")
 
-    from ..process import attrs, init  # noqa: F401 - everything the child uses, loaded now
+    from ..process import attrs, common  # noqa: F401 - everything the child uses, loaded now
     from ..process.exec import ExecContext, spawn
     from .. import capabilities
     attrs.check(proc, where)

@@ -15,7 +15,6 @@ The namespace files are opened by the parent before the fork, once init's pid is
 checked against its start time, so a recycled pid can't be joined.
 """
 import os
-import resource
 import _signal as signal
 
 from .. import capabilities, syscalls as sc
@@ -23,7 +22,7 @@ from ..config import NAMESPACES
 from ..errors import ConfigError, OcirtError
 from . import attrs
 from .channel import Channel, ChildError
-from .init import RLIMITS, _environ, close_on_exec_but, resolve_exe
+from .common import close_on_exec_but, environ as _environ, resolve_exe, set_rlimits
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -185,15 +184,7 @@ def _process(ctx, chan):
     if "user" in ctx.namespaces:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    for i, rl in enumerate(proc.get("rlimits") or []):
-        try:
-            resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
-        except (ValueError, OSError) as e:
-            raise ConfigError(f"{w}.rlimits[{i}]", f"cannot set {rl['type']}: "
-                              f"{getattr(e, 'strerror', None) or e}") from None
-        except KeyError:
-            raise ConfigError(f"{w}.rlimits[{i}].type",
-                              f"unknown rlimit {rl['type']!r}") from None
+    set_rlimits(proc.get("rlimits"), w)
     if "oomScoreAdj" in proc:
         try:
             with open("/proc/self/oom_score_adj", "w") as f:

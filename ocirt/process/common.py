@@ -1,0 +1,83 @@
+"""What init (process/init.py) and exec's process (process/exec.py) share: the
+environment, args[0] through PATH, rlimits and the close-on-exec sweep.
+
+Kept apart from init.py so `exec` loads neither rootfs/* nor procfs for them.
+"""
+import os
+
+from .. import syscalls as sc
+from ..errors import ConfigError
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+
+def set_rlimits(rlimits, where, hint=""):
+    """setrlimit for each entry of process.rlimits; errors name the entry."""
+    for i, rl in enumerate(rlimits or []):
+        try:
+            sc.setrlimit(RLIMITS[rl["type"]], rl["soft"], rl["hard"])
+        except (ValueError, OverflowError, OSError) as e:
+            why = os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
+            raise ConfigError(f"{where}.rlimits[{i}]", f"cannot set {rl['type']} to "
+                              f"soft={rl['soft']} hard={rl['hard']}: {why}{hint}") from None
+        except KeyError:
+            raise ConfigError(f"{where}.rlimits[{i}].type",
+                              f"unknown rlimit {rl['type']!r}") from None
+
+
+def close_on_exec_but(preserve_fds):
+    """Mark every fd above stdio close-on-exec, except the `preserve_fds` after it."""
+    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    for fd in range(3, 3 + preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
+def environ(proc):
+    env = {}
+    for item in proc.get("env") or []:
+        k, sep, v = item.partition("=")
+        if sep:
+            env[k] = v
+    if "HOME" not in env:
+        env["HOME"] = _home_of((proc.get("user") or {}).get("uid", 0))
+    return env
+
+
+def _home_of(uid):
+    """HOME from the container's /etc/passwd, "/" when it has none (as runc does)."""
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                fields = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def resolve_exe(name, env):
+    """args[0] through the container's PATH, as runc does, so errors name it."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and os.access(c, os.X_OK):
+            return c
+    if "/" in name:
+        raise ConfigError("process.args[0]", f"exec: {name!r}: no such executable file")
+    raise ConfigError("process.args[0]", f"exec: {name!r}: executable file not found in $PATH")
