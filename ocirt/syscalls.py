@@ -147,6 +147,9 @@ class Real:
     def setrlimit(self, resource, soft, hard):
         return self._check(self.lib.ocirt_setrlimit(resource, soft, hard), "setrlimit")
 
+    def park(self, fd):
+        return self._check(self.lib.ocirt_park(fd), "accept")
+
     def seccomp(self, op, flags, arg=None):
         """seccomp(2) raw; `arg` is None (NULL) or an int (passed by pointer, u32)."""
         ptr = self.ffi.NULL if arg is None else self.ffi.new("unsigned int *", arg)
@@ -223,6 +226,10 @@ def setrlimit(resource, soft, hard):
     if not (0 <= soft <= RLIM_INFINITY and 0 <= hard <= RLIM_INFINITY):
         raise ValueError("limit out of range")
     return impl().setrlimit(resource, soft, hard)
+def park(fd=-1):
+    """MADV_DONTNEED this process's code (private executable file mappings), then,
+    with fd >= 0, accept a connection on it (close-on-exec) and return it."""
+    return impl().park(fd)
 def seccomp(op, flags, arg=None): return impl().seccomp(op, flags, arg)
 def seccomp_load(flags, prog, sockfd=-1, msg=b""):
     return impl().seccomp_load(flags, prog, sockfd, msg)

@@ -30,6 +30,7 @@ ffibuilder.cdef("""
     int ocirt_capset(unsigned long long e, unsigned long long p, unsigned long long i);
     int ocirt_capbset_drop(unsigned long long keep, int last);
     int ocirt_setrlimit(int resource, unsigned long long soft, unsigned long long hard);
+    long ocirt_park(int fd);
     long ocirt_seccomp(unsigned int op, unsigned int flags, void *args);
     long ocirt_seccomp_load(unsigned int flags, const void *prog, size_t len, int sockfd,
                             const char *msg, size_t msglen);

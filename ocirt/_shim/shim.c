@@ -1,5 +1,6 @@
 /* ocirt's syscall shim: thin wrappers that return -errno instead of -1. */
 #include <errno.h>
+#include <stdio.h>
 #include <grp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -97,6 +98,56 @@ int ocirt_setrlimit(int resource, unsigned long long soft, unsigned long long ha
 {
     struct rlimit rl = { (rlim_t)soft, (rlim_t)hard };
     RET(setrlimit(resource, &rl));
+}
+
+/* The waiting init's resident code. MADV_DONTNEED every private, executable,
+ * non-writable file mapping (the interpreter's and the libraries' text, ~4 MiB):
+ * its pages are clean page-cache pages (x86-64 shared objects and PIE have no text
+ * relocations, so nothing in them was copied on write) and come back as minor
+ * faults when init runs again. Read-only data is left alone: RELRO pages were
+ * written before they became read-only. Then, with `fd` >= 0, block in accept4 on
+ * it (the exec listener) so nothing runs between the madvise and the wait. Returns
+ * the accepted fd (or 0 with fd < 0), or -errno (-EINTR: retry from Python, where
+ * signal handlers run). /proc/self/maps is read into a stack buffer of 16 KiB;
+ * a longer file is read in pieces. */
+#include <fcntl.h>
+#include <sys/mman.h>
+long ocirt_park(int fd)
+{
+    unsigned long start[256], len[256];
+    int nr = 0;
+    int m = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (m >= 0) {
+        char buf[16384];
+        size_t have = 0;
+        for (;;) {
+            ssize_t n = read(m, buf + have, sizeof buf - 1 - have);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            have += (size_t)n;
+            buf[have] = 0;
+            char *line = buf, *nl;
+            while ((nl = strchr(line, '\n')) != NULL) {
+                *nl = 0;
+                unsigned long a, b, off, ino; char perms[5]; unsigned int maj, min;
+                if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &a, &b, perms, &off, &maj,
+                           &min, &ino) == 7 && ino != 0 && perms[1] != 'w' &&
+                    perms[2] == 'x' && perms[3] == 'p' && nr < 256) {
+                    start[nr] = a; len[nr] = b - a; nr++;
+                }
+                line = nl + 1;
+            }
+            have = (size_t)(buf + have - line);
+            memmove(buf, line, have);
+            if (have >= sizeof buf - 1) break;  /* a line longer than the buffer */
+        }
+        close(m);
+    }
+    /* last, so the parsing above does not fault libc's pages back in */
+    for (int i = 0; i < nr; i++)
+        madvise((void *)start[i], len[i], MADV_DONTNEED);  /* EINVAL if locked: kept */
+    if (fd < 0) return 0;
+    RET(accept4(fd, NULL, NULL, SOCK_CLOEXEC));
 }
 
 /* --- security surface (seccomp, io priority, scheduler) --- */

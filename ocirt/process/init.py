@@ -103,6 +103,14 @@ def run_init(ctx, chan, exec_listener):
 
     attrs.apply_lsm(proc)  # apparmorProfile, selinuxLabel: applied at execve
 
+    # --- memory: init may wait in `created` for long. Its code pages (interpreter and
+    # libraries, ~4 MiB, clean page cache) are given back just before it blocks
+    # (sc.park); the few it runs until its execve come back as minor faults. A
+    # seccomp filter need not allow the maps read and madvise: with one, they
+    # happen here, before it is loaded, and more pages come back before the wait.
+    if ctx.seccomp is not None:
+        _release_code()
+
     # --- seccomp before dropping CAP_SYS_ADMIN unless no_new_privs lets us load it last
     nnp = proc.get("noNewPrivileges", False)
     if ctx.seccomp is not None and not nnp:
@@ -116,7 +124,7 @@ def run_init(ctx, chan, exec_listener):
 
     chan.send("ready")
     chan.close()
-    conn = socket.socket(fileno=exec_listener._accept()[0])  # blocks until `ocirt start`
+    conn = socket.socket(fileno=_wait_for_start(exec_listener, ctx.seccomp is None))
     exec_listener.close()
     try:
         ctx.run_hooks("startContainer")
@@ -126,6 +134,23 @@ def run_init(ctx, chan, exec_listener):
     except OcirtError as e:
         conn.send(str(e).encode())
     os._exit(127)
+
+
+def _release_code():
+    try:
+        sc.park()
+    except OSError:
+        pass  # only memory is at stake
+
+
+def _wait_for_start(listener, release):
+    """Block until `ocirt start` connects; the accepted fd."""
+    if release:
+        try:
+            return sc.park(listener.fileno())  # MADV_DONTNEED of the code, then accept4
+        except InterruptedError:
+            pass  # a signal: its Python handler runs now; then wait as below
+    return listener._accept()[0]
 
 
 # --- rootfs ------------------------------------------------------------------
