@@ -87,25 +87,35 @@ def test_live_state_carries_no_usage(ocirt):
     ocirt.delete(cid, "--force").ok()
 
 
+def _catches(pid, sig):
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(line for line in f if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (sig - 1)))
+
+
 @pytest.mark.parametrize("sig,num", [("KILL", 9), ("SIGKILL", 9), ("9", 9), ("term", 15),
                                      ("SIGUSR1", 10), (None, 15)])
 def test_kill_sends_the_signal(ocirt, sig, num):
-    # the init of a pid namespace only gets signals it handles
-    b = ocirt.bundle(["sh", "-c", "trap 'exit 0' TERM; trap 'echo usr1 >/dev/null' USR1; "
-                      "sleep 600 & wait"])
+    # the init of a pid namespace only gets signals it handles: TERM ends it, USR1
+    # leaves a mark and it goes on
+    b = ocirt.bundle(["sh", "-c", "trap 'exit 0' TERM; trap 'touch /tmp/got-usr1' USR1; "
+                      "while :; do sleep 1; done"])
+    b.config["root"]["readonly"] = False
+    b.write()
     cid = ocirt.new_id()
     ocirt.create(cid, b).ok()
     ocirt.start(cid).ok()
     pid = ocirt.state(cid)["pid"]
+    wait_for(lambda: _catches(pid, signal.SIGTERM) and _catches(pid, signal.SIGUSR1),
+             what="the shell to set its traps")
     args = ("kill", cid) + ((sig,) if sig else ())
     served(ocirt(*args, env=TRACE).ok(), "kill")
     if num in (9, 15):
         wait_for(lambda: ocirt.status(cid) == "stopped", what="the container to die")
     else:
-        with open(f"/proc/{pid}/status") as f:
-            caught = next(line for line in f if line.startswith("SigCgt:"))
-        assert int(caught.split()[1], 16) & (1 << (signal.SIGUSR1 - 1))
-        assert pid_alive(pid)
+        mark = os.path.join(b.path, "rootfs", "tmp", "got-usr1")
+        wait_for(lambda: os.path.exists(mark), what="the USR1 trap to run")
+        assert pid_alive(pid) and ocirt.status(cid) == "running"
     ocirt.delete(cid, "--force").ok()
 
 
