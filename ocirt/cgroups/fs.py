@@ -196,8 +196,8 @@ def rmdir_retry(path, tries=200):
         except FileNotFoundError:
             return True
         except OSError as e:
-            if e.errno not in (errno.EBUSY, errno.EAGAIN):
-                return False
+            if e.errno not in (errno.EBUSY, errno.EAGAIN) or procs(path, recursive=False):
+                return False  # busy with a live process: waiting will not help
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
     return False
