@@ -13,7 +13,7 @@ def list_containers(root=None):
     out = []
     for cid in statemod.list_ids(root):
         try:
-            out.append(state(cid, root))
+            out.append(statemod.fast_oci_state(f"{root}/{cid}") or state(cid, root))
         except Exception:  # noqa: BLE001 - a container being created or deleted
             continue
     return out

@@ -276,3 +276,31 @@ def test_python_entry_script_reports_the_front_as_the_command(ocirt):
     # `ocirt install` registers sys.argv[0]: it must be the front, not ocirt-py
     with open(OCIRT + "-py") as f:
         assert f"sys.argv[0] = {OCIRT!r}" in f.read()
+
+
+def test_list_from_fast_records_matches_state(ocirt):
+    # list reads <id>/fast (not state.json) when it is there: the same objects as
+    # `state` gives, in every status, and the same without the fast record
+    ids = {}
+    for status in ("created", "running", "paused", "stopped"):
+        cid = ocirt.new_id()
+        ocirt.create(cid, ocirt.bundle(["true"] if status == "stopped" else SLEEP)).ok()
+        if status != "created":
+            ocirt.start(cid).ok()
+        if status == "paused":
+            ocirt("pause", cid).ok()
+        if status == "stopped":
+            ocirt.wait_status(cid, "stopped")
+        ids[cid] = status
+    listed = {s["id"]: s for s in json.loads(ocirt("list", "--format", "json").ok().stdout)}
+    for cid, status in ids.items():
+        st = json.loads(ocirt("state", cid, env=PY).ok().stdout)
+        st.pop("x-ocirt-usage", None)
+        assert listed[cid] == st and st["status"] == status
+    os.unlink(os.path.join(ocirt.root, next(iter(ids)), "fast"))
+    again = {s["id"]: s for s in json.loads(ocirt("list", "--format", "json").ok().stdout)}
+    assert again == listed
+    for cid, status in ids.items():
+        if status == "paused":
+            ocirt("resume", cid).ok()
+        ocirt.delete(cid, "--force").ok()
