@@ -18,11 +18,13 @@ def _driver(d):
     return v1
 
 
-def detect():
+def detect(ms=None):
     """'v1' (one hierarchy per controller set; hybrid when a cgroup2 mount sits
-    beside them) or 'v2' (unified), from this process's mounts."""
-    from .fs import cgroup_mounts
-    ms = cgroup_mounts()
+    beside them) or 'v2' (unified), from this process's mounts (`ms`: the list of
+    fs.cgroup_mounts(), when the caller has read it already)."""
+    if ms is None:
+        from .fs import cgroup_mounts
+        ms = cgroup_mounts()
     if any(t == "cgroup" for t, *_ in ms):
         return "v1"
     if any(t == "cgroup2" for t, *_ in ms):
@@ -38,19 +40,21 @@ def setup(cfg, cid, mode=None):
     path = linux.get("cgroupsPath")
     if path is not None and not isinstance(path, str):
         raise ConfigError("linux.cgroupsPath", "must be a string")
-    mode = mode or detect()
+    from .fs import cgroup_mounts
+    ms = cgroup_mounts()  # read once: detect() and the driver's create() share it
+    mode = mode or detect(ms)
     if mode == "v2":
         from .v2 import V2Cgroup as cls
     else:
         from .v1 import V1Cgroup as cls
     if os.environ.get("OCIRT_SYSTEMD_CGROUP") != "1":
-        return cls.create(cfg, cid, path)
+        return cls.create(cfg, cid, path, mounts=ms)
     # A transient scope from systemd; the container's cgroup is a leaf in it, made and
     # given linux.resources by the same driver code as a plain path.
     from . import systemd
     scope = systemd.place(path, cid, mode)
     try:
-        cg = cls.create(cfg, cid, scope.path)
+        cg = cls.create(cfg, cid, scope.path, mounts=ms)
     except BaseException:
         scope.abort()
         raise

@@ -9,11 +9,14 @@ from . import base, fs
 from .base import RES
 
 
-def hierarchies():
+def hierarchies(own=None, mounts=None):
     """[(key, controllers, mountpoint, mount_root)]: key is the name in
-    /proc/self/cgroup ('cpu,cpuacct', 'name=systemd'; '' for the cgroup2 one)."""
-    own = fs.own_cgroups()
-    mounts = fs.cgroup_mounts()
+    /proc/self/cgroup ('cpu,cpuacct', 'name=systemd'; '' for the cgroup2 one).
+    `own`, `mounts`: fs.own_cgroups() and fs.cgroup_mounts(), if already read."""
+    if own is None:
+        own = fs.own_cgroups()
+    if mounts is None:
+        mounts = fs.cgroup_mounts()
     out = []
     for key in own:
         if key == "":
@@ -40,7 +43,7 @@ class V1Cgroup(base.Cgroup):
 
     # --- creation ------------------------------------------------------------
     @classmethod
-    def create(cls, cfg, cid, path):
+    def create(cls, cfg, cid, path, mounts=None):
         linux = cfg.get("linux") or {}
         res = base.check_sections(linux.get("resources"), RES)
         if path:
@@ -54,7 +57,7 @@ class V1Cgroup(base.Cgroup):
         self.linux_devices = [{k: x.get(k) for k in ("type", "major", "minor")}
                               for x in linux.get("devices") or [] if isinstance(x, dict)]
         self._mounts = []
-        for key, ctrls, mp, root in hierarchies():
+        for key, ctrls, mp, root in hierarchies(own, mounts):
             self._mounts.append((key, ctrls, root, mp))
             p = fs.clean_path(own[key] + "/" + path) if rel else cgpath
             d = fs.under_mount(mp, root, p)

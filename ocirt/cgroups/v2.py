@@ -27,8 +27,8 @@ _CTRL = {"memory": "memory", "pids": "pids", "blockIO": "io", "hugepageLimits": 
          "rdma": "rdma"}
 
 
-def mount_of():
-    for t, mp, root, _ in fs.cgroup_mounts():
+def mount_of(mounts=None):
+    for t, mp, root, _ in (fs.cgroup_mounts() if mounts is None else mounts):
         if t == "cgroup2":
             return mp, root
     raise OcirtError("cgroup v2: no cgroup2 filesystem is mounted")
@@ -44,10 +44,10 @@ class V2Cgroup(base.Cgroup):
         self.bpf = None  # pinned/attached program info
 
     @classmethod
-    def create(cls, cfg, cid, path):
+    def create(cls, cfg, cid, path, mounts=None):
         linux = cfg.get("linux") or {}
         res = base.check_sections(linux.get("resources"), RES)
-        mp, mroot = mount_of()
+        mp, mroot = mount_of(mounts)
         if path:
             if path.startswith("/"):
                 cgpath = fs.clean_path(path)

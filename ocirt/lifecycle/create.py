@@ -52,13 +52,11 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if ctx.rootless:  # its cgroup set-up may fork (systemd)
             from ..process import cgprime
             cgprime.wait()
-        cg = _cgroup(cfg, cid, root, ctx.rootless)
-        ctx.cgroup = cg
         c.state = {
             "ociVersion": statemod.OCI_VERSION, "id": cid, "pid": 0, "bundle": bundle,
             "rootfs": rootfs, "created": _rfc3339(), "owner": "",
             "annotations": cfg.get("annotations") or {},
-            "x_cgroup": cg.to_state() if cg else None,
+            "x_cgroup": None,  # below
             "x_host_mounts": not ctx.own_mount_ns,
             "x_hooks": (cfg.get("hooks") or {}).get("poststop") or [],
             "x_hooks_poststart": (cfg.get("hooks") or {}).get("poststart") or [],
@@ -73,6 +71,12 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if proc.get("terminal"):
             from ..terminal import connect_console
             ctx.console_conn = console_receiver or connect_console(console_socket)
+        # The cgroup last before the fork: its first mkdir waits for cgprime's no-op
+        # migration (which holds the kernel's cgroup mutex through its grace period),
+        # so everything above runs meanwhile.
+        cg = _cgroup(cfg, cid, root, ctx.rootless)
+        ctx.cgroup = cg
+        c.state["x_cgroup"] = cg.to_state() if cg else None
         init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)
         listener.close()
         listener = None
