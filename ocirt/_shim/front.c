@@ -8,7 +8,9 @@
  *                      the final usage, which the Python side reads)
  *   kill ID [SIGNAL]   without --all
  *   start ID           no poststart hooks
- *   delete [-f] ID     a stopped container without poststop hooks or host mounts
+ *   delete [-f] ID     a stopped container without poststop hooks or host mounts,
+ *                      and -f of a container that is gone (containerd's shim, after
+ *                      every exit)
  *
  * What to print and what to remove is not decided here: the Python runtime writes
  * <root>/<id>/fast beside state.json (ocirt/state.py, fast_record) with the state
@@ -409,9 +411,16 @@ static int rmdir_wait(const char *path)
     return -1;
 }
 
-static int do_delete(const char *root, const char *id)
+static int do_delete(const char *root, const char *id, int force)
 {
     char path[4096];
+    if (force && (size_t)snprintf(path, sizeof path, "%s/%s", root, id) < sizeof path
+        && access(path, F_OK) < 0 && errno == ENOENT) {
+        /* runc's rule, which containerd's shim relies on after every exit: --force
+         * on a container that is gone succeeds */
+        say("served delete --force of a missing container", NULL);
+        return 0;
+    }
     int dirfd;
     struct record *r = load(root, id, 1, &dirfd, path);
     if (!r->can_delete)
@@ -534,17 +543,20 @@ int main(int argc, char **argv)
     }
     if (!strcmp(verb, "delete")) {
         const char *id = NULL;
+        int force = 0;
         for (int k = 0; k < nargs; k++) {
             const char *a = args[k];
-            if (!strcmp(a, "-f") || !strcmp(a, "--force") || !strcmp(a, "-force"))
-                continue;  /* a stopped container: --force changes nothing */
+            if (!strcmp(a, "-f") || !strcmp(a, "--force") || !strcmp(a, "-force")) {
+                force = 1;  /* on a stopped container it changes nothing */
+                continue;
+            }
             if (a[0] == '-' || id)
                 defer("delete arguments");
             id = a;
         }
         if (!id || !valid_id(id))
             defer("delete arguments");
-        return do_delete(root, id);
+        return do_delete(root, id, force);
     }
     defer("verb");
     return 1;

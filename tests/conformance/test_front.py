@@ -304,3 +304,13 @@ def test_list_from_fast_records_matches_state(ocirt):
         if status == "paused":
             ocirt("resume", cid).ok()
         ocirt.delete(cid, "--force").ok()
+
+
+def test_forced_delete_of_a_missing_container_is_served(ocirt):
+    # containerd's shim runs `delete --force` after every exit, when the container is
+    # usually gone already: runc's rule is success, silently
+    r = served(ocirt("delete", "--force", "gone-already", env=TRACE).ok(), "delete --force")
+    assert r.stdout == ""
+    python_error(ocirt("delete", "gone-already", env=TRACE), "gone-already")
+    r = ocirt("delete", "-f", "gone-already", env=PY)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
