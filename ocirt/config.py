@@ -68,10 +68,13 @@ def _schema_stamp():
 
 # --- a cache of results that depend only on content (schema verdicts, seccomp programs)
 #
-# One file per entry, named by the SHA-256 of its key, in a directory only this user
-# can write (/run/ocirt-cache for root, $XDG_RUNTIME_DIR/ocirt-cache otherwise;
-# OCIRT_CACHE_DIR overrides, empty disables). Each file holds the SHA-256 of its
-# payload, checked on every read, so a torn write is a miss, never a wrong answer.
+# In a directory only this user can write (/run/ocirt-cache for root,
+# $XDG_RUNTIME_DIR/ocirt-cache otherwise; OCIRT_CACHE_DIR overrides, empty disables).
+# Bounded: an entry lives in one of 256 slots per kind, named by the first byte of
+# the SHA-256 of its key (every container of an engine has a config of its own, so
+# one file per key would grow without end); a newer key takes the slot. Each file
+# holds the key's digest and the payload's, checked on every read, so another key
+# or a torn write is a miss, never a wrong answer.
 
 _cache_ok = None
 
@@ -111,14 +114,16 @@ def _entry(kind, key):
             _cache_ok = False
     if not _cache_ok:
         return None
-    return os.path.join(d, f"{kind}-{_sha256(key).hexdigest()}")
+    digest = _sha256(key).hexdigest()
+    return os.path.join(d, f"{kind}-{digest[:2]}"), digest.encode()
 
 
 def cache_get(kind, key):
     """The payload stored for `key`, or None."""
-    path = _entry(kind, key)
-    if path is None or _cache_ok == "missing":
+    entry = _entry(kind, key)
+    if entry is None or _cache_ok == "missing":
         return None
+    path, keyd = entry
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
@@ -134,8 +139,9 @@ def cache_get(kind, key):
         return None
     finally:
         os.close(fd)
-    digest, _, payload = data.partition(b"\n")
-    if digest != _sha256(payload).hexdigest().encode():
+    stored_key, _, rest = data.partition(b"\n")
+    digest, _, payload = rest.partition(b"\n")
+    if stored_key != keyd or digest != _sha256(payload).hexdigest().encode():
         return None
     return payload
 
@@ -143,9 +149,10 @@ def cache_get(kind, key):
 def cache_put(kind, key, payload):
     """Store `payload` for `key`; failures are ignored (the cache is only a cache)."""
     global _cache_ok
-    path = _entry(kind, key)
-    if path is None:
+    entry = _entry(kind, key)
+    if entry is None:
         return
+    path, keyd = entry
     try:
         if _cache_ok == "missing":
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -158,7 +165,8 @@ def cache_put(kind, key, payload):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
                      0o600)
         try:
-            os.write(fd, _sha256(payload).hexdigest().encode() + b"\n" + payload)
+            os.write(fd, keyd + b"\n" + _sha256(payload).hexdigest().encode() + b"\n"
+                     + payload)
         finally:
             os.close(fd)
         os.rename(tmp, path)

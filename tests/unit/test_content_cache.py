@@ -29,6 +29,16 @@ def test_put_get_roundtrip(cache):
     assert oct(os.stat(cache).st_mode & 0o777) == "0o700"
 
 
+def test_the_cache_is_bounded_and_a_slot_answers_only_its_key(cache):
+    for i in range(2000):
+        config.cache_put("t", b"key %d" % i, b"v%d" % i)
+    assert len(list(cache.iterdir())) <= 256
+    hits = [i for i in range(2000) if config.cache_get("t", b"key %d" % i) is not None]
+    assert 0 < len(hits) <= 256
+    for i in hits:
+        assert config.cache_get("t", b"key %d" % i) == b"v%d" % i
+
+
 def test_torn_or_tampered_entry_is_a_miss(cache):
     config.cache_put("t", b"k", b"payload")
     (entry,) = list(cache.iterdir())
