@@ -184,6 +184,18 @@ static struct record *read_record(int dirfd)
 
 /* ---- status: the same rule as Container.status() ---- */
 
+/* The start of a small kernel file, NUL-terminated; its length, or <= 0. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return n;
+}
+
 /* 1 if `pid` lives, is not a zombie and started at `start` (field 22 of stat). */
 static int init_alive(long pid, unsigned long long start)
 {
@@ -191,14 +203,9 @@ static int init_alive(long pid, unsigned long long start)
         return 0;
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    ssize_t n = read_small(path, buf, sizeof buf);
     if (n <= 0)
         return 0;
-    buf[n] = 0;
     char *p = memrchr(buf, ')', (size_t)n);
     if (!p || p + 2 >= buf + n)
         return 0;
@@ -221,11 +228,7 @@ static int is_frozen(const struct record *r)
     if (!r->freezer || !r->frozen)
         return 0;
     char buf[64];
-    int fd = open(r->freezer, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    ssize_t n = read_small(r->freezer, buf, sizeof buf);
     if (n <= 0)
         return 0;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
