@@ -147,6 +147,14 @@ class Real:
     def setrlimit(self, resource, soft, hard):
         return self._check(self.lib.ocirt_setrlimit(resource, soft, hard), "setrlimit")
 
+    def protect_paths(self, paths, readonly):
+        """maskedPaths/readonlyPaths in one C call; (rc, index, stage), see shim.c."""
+        out = self.ffi.new("int[2]")
+        blob = b"\0".join(p.encode() for p in paths) + b"\0"
+        rc = self.lib.ocirt_protect_paths(blob, len(paths), 1 if readonly else 0,
+                                          out, out + 1)
+        return rc, out[0], out[1]
+
     def park(self, fd):
         return self._check(self.lib.ocirt_park(fd), "accept")
 
@@ -226,6 +234,12 @@ def setrlimit(resource, soft, hard):
     if not (0 <= soft <= RLIM_INFINITY and 0 <= hard <= RLIM_INFINITY):
         raise ValueError("limit out of range")
     return impl().setrlimit(resource, soft, hard)
+def protect_paths(paths, readonly):
+    """Mask (readonly false) or make read-only each container path, after pivot_root:
+    (0, _, 0) or (-errno, index of the path, stage: 1 open, 2 mask, 3 not the null
+    device, 4 read-only). None when the implementation has no batch call (fakes)."""
+    f = getattr(impl(), "protect_paths", None)
+    return None if f is None else f(paths, readonly)
 def park(fd=-1):
     """MADV_DONTNEED this process's code (private executable file mappings), then,
     with fd >= 0, accept a connection on it (close-on-exec) and return it."""

@@ -39,6 +39,7 @@ ffibuilder.cdef("""
                             unsigned int priority, unsigned long long runtime,
                             unsigned long long deadline, unsigned long long period);
     long ocirt_bpf(int cmd, void *attr, unsigned int size);
+    int ocirt_protect_paths(const char *paths, int n, int readonly, int *failed, int *stage);
 """)
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.c")) as f:

@@ -214,3 +214,103 @@ int ocirt_sched_setattr(int pid, unsigned int policy, unsigned long long flags, 
 /* bpf(2) as is, for the cgroup v2 device filter (ocirt/cgroups/bpf.py). */
 long ocirt_bpf(int cmd, void *attr, unsigned int size)
 { RET(syscall(SYS_bpf, cmd, attr, size)); }
+
+/* linux.maskedPaths (readonly = 0) or linux.readonlyPaths (readonly = 1) in one call,
+ * after pivot_root: `paths` holds `n` NUL-terminated container paths back to back.
+ * Each is opened with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from the cwd
+ * ("/"); a path that does not exist is skipped (and, masked, a magic link: ELOOP).
+ * The mount goes onto /proc/self/fd/N of that fd (the path itself without a /proc).
+ * Masked: a read-only tmpfs on a directory, else a bind of the container's
+ * /dev/null (checked to be the null device). Read-only: a recursive bind onto
+ * itself, then a read-only remount keeping the flags the kernel locked (EPERM in a
+ * user namespace: statvfs's flags are added, as mounts.remount_bind does).
+ * Returns 0, or -errno with *failed the index of the path and *stage what failed:
+ * 1 open, 2 mask, 3 /dev/null is not the null device, 4 read-only. */
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+static int ocirt_open_in_cwd_root(const char *path)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+}
+static const char *ocirt_fd_target(int fd, const char *path, char *buf, size_t size)
+{
+    struct stat st;
+    if (stat("/proc/self/fd", &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(buf, size, "/proc/self/fd/%d", fd);
+        return buf;
+    }
+    return path;
+}
+int ocirt_protect_paths(const char *paths, int n, int readonly, int *failed, int *stage)
+{
+    char buf[64], nbuf[64];
+    const char *path = paths;
+    for (int i = 0; i < n; i++, path += strlen(path) + 1) {
+        *failed = i;
+        int fd = ocirt_open_in_cwd_root(path);
+        if (fd < 0) {
+            int e = errno;
+            if (e == ENOENT || e == ENOTDIR || (!readonly && e == ELOOP)) continue;
+            *stage = 1; return -e;
+        }
+        const char *target = ocirt_fd_target(fd, path, buf, sizeof buf);
+        int e = 0;
+        if (!readonly) {
+            struct stat st;
+            if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
+                if (mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL) < 0) e = errno;
+                *stage = 2;
+            } else {
+                int null = open("/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW);
+                *stage = 2;
+                if (null < 0) e = errno;
+                else {
+                    if (fstat(null, &st) < 0) e = errno;
+                    else if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+                        e = ENODEV; *stage = 3;
+                    } else {
+                        snprintf(nbuf, sizeof nbuf, "/proc/self/fd/%d", null);
+                        if (mount(nbuf, target, NULL, MS_BIND, NULL) < 0) e = errno;
+                    }
+                    close(null);
+                }
+            }
+        } else {
+            *stage = 4;
+            if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0) e = errno;
+            else {
+                close(fd);
+                fd = ocirt_open_in_cwd_root(path);  /* the fd named the covered mount point */
+                if (fd < 0) return -errno;
+                target = ocirt_fd_target(fd, path, buf, sizeof buf);
+                unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+                if (mount(NULL, target, NULL, flags, NULL) < 0) {
+                    e = errno;
+                    struct statvfs sv;
+                    if (e == EPERM) {
+                        if (statvfs(target, &sv) < 0) e = errno;
+                        else {
+                            static const unsigned long map[][2] = {
+                                {ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV},
+                                {ST_NOEXEC, MS_NOEXEC}, {ST_NOATIME, MS_NOATIME},
+                                {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+                                {ST_RDONLY, MS_RDONLY}};
+                            for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+                                if (sv.f_flag & map[k][0]) flags |= map[k][1];
+                            e = mount(NULL, target, NULL, flags, NULL) < 0 ? errno : 0;
+                        }
+                    }
+                }
+            }
+        }
+        close(fd);
+        if (e) return -e;
+    }
+    *stage = 0;
+    return 0;
+}
