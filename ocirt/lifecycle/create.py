@@ -4,6 +4,7 @@ import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import config, state as statemod
 from ..errors import ConfigError, OcirtError
+from ..process.common import caller_fds, listen_fds as _listen_fds  # noqa: F401 (exec's too)
 from ..process.launcher import InitContext, spawn
 
 
@@ -115,15 +116,6 @@ def _rootfs(cfg, bundle):
     return os.path.realpath(path)
 
 
-def _listen_fds():
-    try:
-        if int(os.environ.get("LISTEN_PID", "0")) in (0, os.getpid()):
-            return int(os.environ.get("LISTEN_FDS", "0"))
-    except ValueError:
-        pass
-    return 0
-
-
 def _prepare_security(ctx):
     cfg = ctx.cfg
     linux = cfg.get("linux") or {}
@@ -141,22 +133,6 @@ def _prepare_security(ctx):
         from .. import terminal  # noqa: F401
     # fds the caller leaked to us (not stdio, not preserved): init closes them first
     ctx.close_in_child.extend(caller_fds(3 + ctx.preserve_fds))
-
-
-def caller_fds(first):
-    """Inheritable fds >= `first`: ocirt's own are all close-on-exec, so these came
-    from the caller and must not reach the container, not even during set-up
-    (a /proc/self/fd/N cwd, CVE-2024-21626)."""
-    out = []
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= first:
-            try:
-                if os.get_inheritable(fd):
-                    out.append(fd)
-            except OSError:
-                pass  # the listing's own fd
-    return out
 
 
 def _cgroup(cfg, cid, root, rootless=False):

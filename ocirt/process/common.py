@@ -81,3 +81,28 @@ def resolve_exe(name, env):
     if "/" in name:
         raise ConfigError("process.args[0]", f"exec: {name!r}: no such executable file")
     raise ConfigError("process.args[0]", f"exec: {name!r}: executable file not found in $PATH")
+
+
+def listen_fds():
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) in (0, os.getpid()):
+            return int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        pass
+    return 0
+
+
+def caller_fds(first):
+    """Inheritable fds >= `first`: ocirt's own are all close-on-exec, so these came
+    from the caller and must not reach the container, not even during set-up
+    (a /proc/self/fd/N cwd, CVE-2024-21626)."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                if os.get_inheritable(fd):
+                    out.append(fd)
+            except OSError:
+                pass  # the listing's own fd
+    return out
