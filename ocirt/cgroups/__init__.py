@@ -143,15 +143,17 @@ def mount_in_container(target, opts, where, cgroup):
 
 def join(d, pid):
     """Move `pid` into the container's cgroup(s): `ocirt exec` puts its process
-    there before the process joins the container's namespaces."""
-    drv = _driver(d)
-    if hasattr(drv, "join"):
-        return drv.join(d, pid)
+    there before the process joins the container's namespaces. One cgroup.procs
+    write per directory, without loading a driver (exec's hot path)."""
     dirs = [d["dir"]] if d.get("driver") == "v2" else [h[2] for h in d.get("hier") or []]
+    data = str(pid).encode()
     for path in dirs:
         try:
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
+            fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
         except OSError as e:
             if d.get("systemd") and isinstance(e, PermissionError):
                 # rootless --systemd-cgroup: the move crosses a cgroup the caller

@@ -178,7 +178,8 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     def on_joiner(pid):
         attrs.set_affinity(pid, proc, "initial", where)
         if cg:
-            _join_cgroup(cg, pid)
+            from .. import cgroups  # the package alone: join loads no driver
+            cgroups.join(cg, pid)
 
     def on_seccomp_fd(fd, pid):
         s = c.oci_state()
@@ -269,26 +270,3 @@ def _wait_for(pid):
 def _listen_fds():
     from ..process.common import listen_fds
     return listen_fds()
-
-
-def _join_cgroup(cg, pid):
-    """cgroups.join for the common case without importing the cgroups package and
-    its v1 driver (~1.5 ms of exec): neither driver has a join of its own, so it is
-    one cgroup.procs write per directory. A systemd-managed cgroup (whose move may
-    need systemd) and any other driver go through cgroups.join."""
-    drv = cg.get("driver")
-    if cg.get("systemd") or drv not in ("v1", "v2"):
-        from .. import cgroups
-        return cgroups.join(cg, pid)
-    dirs = [cg["dir"]] if drv == "v2" else [h[2] for h in cg.get("hier") or []]
-    data = str(pid).encode()
-    for path in dirs:
-        try:
-            fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise OcirtError(f"cannot move pid {pid} into cgroup {path}: {e.strerror}") \
-                from None
