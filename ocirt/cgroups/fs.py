@@ -155,6 +155,21 @@ def signal_pids(pids, signum):
             pass
 
 
+def remove_dirs(created, leaves, probe, kill_all):
+    """A container's cgroup dirs, removed: straight away when `probe` (a leaf) holds
+    no process, the usual case of a stopped container; otherwise, or when a leaf
+    stays busy (a process some other hierarchy holds), after kill_all()."""
+    if probe and not procs(probe) and not remove_created(created, leaves):
+        return
+    try:
+        kill_all()
+    except OcirtError:
+        pass
+    busy = remove_created(created, leaves)
+    if busy:
+        raise OcirtError(f"cannot remove cgroup {busy[0]}: still busy")
+
+
 def remove_created(created, leaves):
     """Remove the dirs a container made (`created`, parents first), deepest first.
     A leaf goes with any child cgroups below it; a parent only when empty, with one

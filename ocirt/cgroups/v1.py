@@ -533,20 +533,8 @@ def kill_all(d):
 
 
 def remove(d):
-    leaves = {h[2] for h in d.get("hier") or []}
-    fz = _freezer(d)
-    if fz and not fs.procs(fz):
-        # the usual case, a stopped container: nothing to kill (a process some other
-        # hierarchy still holds keeps its dir busy, and is killed below)
-        if not fs.remove_created(d.get("created"), leaves):
-            return
-    try:
-        kill_all(d)
-    except OcirtError:
-        pass
-    busy = fs.remove_created(d.get("created"), leaves)
-    if busy:
-        raise OcirtError(f"cannot remove cgroup {busy[0]}: still busy")
+    fs.remove_dirs(d.get("created"), {h[2] for h in d.get("hier") or []}, _freezer(d),
+                   lambda: kill_all(d))
 
 
 def update(d, res, field):

@@ -466,16 +466,7 @@ def kill_all(st):
 
 
 def remove(st):
-    leaves = {st["dir"]}
-    if not fs.procs(st["dir"]) and not fs.remove_created(st.get("created"), leaves):
-        return  # a stopped container: nothing to kill
-    try:
-        kill_all(st)
-    except OcirtError:
-        pass
-    busy = fs.remove_created(st.get("created"), leaves)
-    if busy:
-        raise OcirtError(f"cannot remove cgroup {busy[0]}: still busy")
+    fs.remove_dirs(st.get("created"), {st["dir"]}, st["dir"], lambda: kill_all(st))
 
 
 def update(st, res, field):
