@@ -97,7 +97,25 @@ def kill_all(d):
 
 
 def signal_all(d, signum):
-    _driver(d).signal_all(d, signum)
+    """kill --all: SIGKILL through kill_all; any other signal with the cgroup frozen
+    meanwhile (when it can be), so no fork escapes it."""
+    import _signal
+    drv = _driver(d)
+    if signum == _signal.SIGKILL:
+        return drv.kill_all(d)
+    froze = False
+    if not is_frozen(d):
+        try:
+            drv.freeze(d)
+            froze = True
+        except (OcirtError, OSError):
+            pass  # no freezer: signal them as they are
+    from .fs import signal_pids
+    try:
+        signal_pids(drv.pids(d), signum)
+    finally:
+        if froze:
+            drv.thaw(d)
 
 
 def remove(d):

@@ -497,24 +497,6 @@ def pids(d):
     return sorted(out)
 
 
-def signal_all(d, signum):
-    if signum == signal.SIGKILL:
-        return kill_all(d)
-    fz = _freezer(d)
-    froze = False
-    if fz and not is_frozen(d):
-        try:
-            freeze(d)
-            froze = True
-        except OcirtError:
-            pass
-    try:
-        fs.signal_pids(pids(d), signum)
-    finally:
-        if froze:
-            thaw(d)
-
-
 def kill_all(d):
     fz = _freezer(d)
     if fz:

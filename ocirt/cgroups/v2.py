@@ -429,23 +429,6 @@ def pids(st):
     return sorted(set(fs.procs(st["dir"])))
 
 
-def signal_all(st, signum):
-    if signum == signal.SIGKILL:
-        return kill_all(st)
-    froze = False
-    if not is_frozen(st):
-        try:
-            freeze(st)
-            froze = True
-        except (OcirtError, OSError):
-            pass
-    try:
-        fs.signal_pids(pids(st), signum)
-    finally:
-        if froze:
-            thaw(st)
-
-
 def kill_all(st):
     d = st["dir"]
     if not os.path.isdir(d):

@@ -222,6 +222,33 @@ def test_kill_all_reaches_every_process(ocirt):
     ocirt.delete(cid).ok()
 
 
+def test_kill_all_with_another_signal_reaches_every_process_and_thaws(ocirt):
+    # init handles TERM (a handler, not an ignore, which its children would inherit);
+    # its two sleeps die, init lives on, and the cgroup frozen during the signalling
+    # is thawed again
+    cid, b = mk(ocirt, ["sh", "-c", "trap 'true' TERM; sleep 600 & sleep 600 & "
+                        "while :; do sleep 1; done"])
+    ocirt.create(cid, b).ok()
+    ocirt.start(cid).ok()
+    d = cg_dir(ocirt, cid, "pids")
+
+    def sleeps():
+        out = []
+        for p in open(f"{d}/cgroup.procs").read().split():
+            try:
+                if open(f"/proc/{p}/cmdline").read() == "sleep\x00600\x00":
+                    out.append(p)
+            except OSError:
+                pass
+        return out
+    wait_for(lambda: len(sleeps()) == 2, what="the two sleeps")
+    pids = sleeps()
+    ocirt("kill", "--all", cid, "TERM").ok()
+    wait_for(lambda: not any(pid_alive(int(p)) for p in pids), what="the sleeps to die")
+    assert ocirt.status(cid) == "running"
+    ocirt.delete(cid, "--force").ok()
+
+
 # --- limits read back --------------------------------------------------------------
 
 def test_memory_pids_cpu_limits_are_applied(ocirt):
