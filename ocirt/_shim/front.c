@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -321,6 +322,111 @@ static struct record *load(const char *root, const char *id, int lock, int *dirf
     return r;
 }
 
+/* ---- the cgroup primer, for create, run and exec ---- */
+
+/* Moving a process into a cgroup (any write to a cgroup.procs) takes the kernel's
+ * global cgroup_threadgroup_rwsem for writing; after a quiet spell the first such
+ * write waits for an RCU grace period (~8-11 ms here) and holds cgroup_mutex all
+ * that time, and the rwsem falls back to its reader-only mode one grace period
+ * after the last write. So the verbs that place a process fork a primer first:
+ * it writes "0" (itself, which it is already in: nothing moves) into its own
+ * cgroup.procs, then again every 3 ms, and the grace period passes while Python
+ * starts. It stops when the write end of its pipe is closed -- Python closes it
+ * once its own cgroup writes are done (ocirt/process/cgprime.py, which gets the
+ * fd in OCIRT_PRIMER_FD) -- or after 300 ms. Timing only: any failure, nothing. */
+static int own_procs_file(void)
+{
+    char buf[4096];
+    ssize_t n = read_small("/proc/self/cgroup", buf, sizeof buf);
+    if (n <= 0)
+        return -1;
+    for (char *line = buf; line && *line; ) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *ctrls = strchr(line, ':');
+        char *path = ctrls ? strchr(ctrls + 1, ':') : NULL;
+        if (path) {
+            *path++ = 0;
+            ctrls++;
+            char file[4096];
+            const char *name = strncmp(ctrls, "name=", 5) ? ctrls : ctrls + 5;
+            const char *dirs[2];
+            int nd = 0;
+            if (!*ctrls) {
+                dirs[nd++] = "/sys/fs/cgroup/unified";
+                dirs[nd++] = "/sys/fs/cgroup";
+            } else {
+                dirs[nd++] = NULL;
+            }
+            for (int k = 0; k < nd; k++) {
+                int len = dirs[k] ? snprintf(file, sizeof file, "%s%s/cgroup.procs",
+                                             dirs[k], strcmp(path, "/") ? path : "")
+                                  : snprintf(file, sizeof file, "/sys/fs/cgroup/%s%s/cgroup.procs",
+                                             name, strcmp(path, "/") ? path : "");
+                if (len <= 0 || (size_t)len >= sizeof file)
+                    continue;
+                int fd = open(file, O_WRONLY | O_CLOEXEC);
+                if (fd >= 0)
+                    return fd;
+            }
+        }
+        line = next;
+    }
+    return -1;
+}
+
+static void start_primer(void)
+{
+    if (geteuid() != 0)
+        return;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return;
+    /* the write end goes to Python, out of the way of preserved and listen fds */
+    int w = fcntl(p[1], F_DUPFD, 64);
+    close(p[1]);
+    if (w < 0) {
+        close(p[0]);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(w);
+        return;
+    }
+    if (pid == 0) {
+        close(w);
+        int procs = own_procs_file();
+        /* keep nothing of the caller's open: a caller reading our stdout to its end
+         * must not wait for the primer */
+        for (int fd = 0; fd < 64; fd++)
+            if (fd != p[0] && fd != procs)
+                close(fd);
+        syscall(SYS_close_range, 64, ~0U, 0);
+        if (procs < 0)
+            _exit(0);
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        for (int round = 0; round < 100; round++) {
+            if (write(procs, "0", 1) < 0)
+                _exit(0);
+            if (poll(&pfd, 1, 3) != 0)
+                _exit(0);  /* closed (or an error): done */
+        }
+        _exit(0);
+    }
+    close(p[0]);
+    char num[16];
+    snprintf(num, sizeof num, "%d", w);
+    setenv("OCIRT_PRIMER_FD", num, 1);
+    if (g_trace) {
+        char what[48];
+        snprintf(what, sizeof what, "pid=%d fd=%d", (int)pid, w);
+        say("primer", what);
+    }
+}
+
 /* ---- the verbs ---- */
 
 static int do_state(const char *root, const char *id)
@@ -562,6 +668,8 @@ int main(int argc, char **argv)
             defer("delete arguments");
         return do_delete(root, id, force);
     }
+    if (!strcmp(verb, "create") || !strcmp(verb, "run") || !strcmp(verb, "exec"))
+        start_primer();
     defer("verb");
     return 1;
 }

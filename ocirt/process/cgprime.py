@@ -16,16 +16,31 @@ main thread validates the config, loads the shim and makes the container's
 cgroup. `wait()` joins the thread before any fork. Every failure is ignored: this
 only ever changes timing. Root only (an unprivileged caller can't open the
 file), and not with the systemd driver (its set-up forks).
+
+The C front (ocirt/_shim/front.c) does better when it starts us: it forks a
+primer process before Python even starts, which keeps the grace period passed
+until we close the pipe it gave us (OCIRT_PRIMER_FD); then no thread is needed,
+and release() ends the primer once our own cgroup writes are done.
 """
 import os
 import _thread
 
 _lock = None
+_primer_fd = None
 
 
 def prime():
-    """Start the no-op migration on a thread (once per process)."""
-    global _lock
+    """Start the no-op migration on a thread (once per process), unless the front's
+    primer already runs."""
+    global _lock, _primer_fd
+    fd = os.environ.pop("OCIRT_PRIMER_FD", None)
+    if fd is not None and _primer_fd is None:
+        try:
+            _primer_fd = int(fd)
+            os.set_inheritable(_primer_fd, False)  # not a caller's fd; no hook gets it
+            return
+        except (ValueError, OSError):
+            _primer_fd = None
     if _lock is not None or os.geteuid() != 0 or os.environ.get("OCIRT_SYSTEMD_CGROUP") == "1":
         return
     try:
@@ -55,6 +70,18 @@ def wait():
     lock, _lock = _lock, None
     if lock is not None:
         lock.acquire()
+
+
+def release():
+    """Our cgroup writes are done: end the front's primer (call in a forked child
+    too, which must not hold it open)."""
+    global _primer_fd
+    fd, _primer_fd = _primer_fd, None
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _run(lock, started, path):

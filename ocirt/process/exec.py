@@ -82,6 +82,7 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
     cgprime.wait()  # no thread may run across the fork
     pid = os.fork()
     if pid == 0:
+        cgprime.release()
         parent.close()
         code = 1
         try:
@@ -103,6 +104,7 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
     try:
         if on_joiner is not None:
             on_joiner(pid)
+        cgprime.release()
         parent.send("go")
         while True:
             msg = parent.recv()

@@ -7,6 +7,14 @@ create (this process)
 
 The intermediate is placed in the container's cgroup before it unshares or forks,
 so init and everything it starts are accounted from the first byte.
+
+Without a user namespace, a pid namespace joined by path or a time namespace,
+there is nothing the intermediate must do before the pid namespace exists, so
+create forks init itself: it unshares the pid namespace for its children only
+(init is born pid 1 in it) and resets that at once; init waits to be placed in
+the cgroup, then joins and unshares the other namespaces (the cgroup one after
+the placement, so the container's cgroup is its root). One fork less on every
+create without a user namespace.
 """
 import os
 import _signal as signal
@@ -67,10 +75,27 @@ def spawn(ctx, exec_listener, on_intermediate=None):
     parent, child = Channel.pair()
     from . import cgprime
     cgprime.wait()  # no thread may run across the fork
-    # The intermediate and init must not be killed by the caller's job-control signals
-    # between fork and exec; they keep default dispositions otherwise.
-    pid = os.fork()
+    direct = _direct(ctx)
+    pid = _fork_init(ctx) if direct else os.fork()
+    if pid == 0 and direct:
+        cgprime.release()
+        parent.close()
+        for fd in ctx.close_in_child:
+            os.close(fd)
+        try:
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before any namespace is joined
+            child.expect("go")
+            _join(ctx)
+            _unshare(ctx, ctx.new_ns - {"pid"})
+            from .init import run_init
+            run_init(ctx, child, exec_listener)
+        except ChildError:
+            pass
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            _report(child, e)
+        os._exit(1)
     if pid == 0:
+        cgprime.release()
         parent.close()
         for fd in ctx.close_in_child:
             os.close(fd)
@@ -86,9 +111,13 @@ def spawn(ctx, exec_listener, on_intermediate=None):
             os._exit(code)
     child.close()
     init_pid = None
+    if direct:
+        init_pid = ctx.init_pid = pid
+        pid = None
     try:
         if on_intermediate is not None:
-            on_intermediate(pid)
+            on_intermediate(pid or init_pid)
+        cgprime.release()
         parent.send("go")
         deferred = []
         while True:
@@ -169,17 +198,7 @@ def _intermediate(ctx, chan, exec_listener):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     chan.expect("go")
-    joined = [(t, p) for t, p in ctx.namespaces if p is not None]
-    # A user namespace is joined first: it decides what the other setns calls may do.
-    joined.sort(key=lambda tp: (tp[0] != "user", tp[0] == "mount"))
-    for t, p in joined:
-        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sc.setns(fd, NAMESPACES[t][0])
-        except OSError as e:
-            raise OcirtError(f"linux.namespaces: cannot join {t} namespace {p}: {e.strerror}")
-        finally:
-            os.close(fd)
+    _join(ctx)
     if "user" in ctx.new_ns:
         try:
             sc.unshare(sc.CLONE_NEWUSER)
@@ -193,16 +212,7 @@ def _intermediate(ctx, chan, exec_listener):
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         os.setresgid(0, 0, 0) if _mapped(0, "/proc/self/gid_map") else None
         os.setresuid(0, 0, 0) if _mapped(0) else None
-    flags = 0
-    for t in ctx.new_ns:
-        if t != "user":
-            flags |= NAMESPACES[t][0]
-    if flags:
-        try:
-            sc.unshare(flags)
-        except OSError as e:
-            raise OcirtError(f"linux.namespaces: cannot create namespaces "
-                             f"{sorted(ctx.new_ns - {'user'})}: {e.strerror}")
+    _unshare(ctx, ctx.new_ns - {"user"})
     offsets = (ctx.cfg.get("linux") or {}).get("timeOffsets")
     if offsets and "time" in ctx.new_ns:
         _write_time_offsets(offsets)
@@ -215,6 +225,54 @@ def _intermediate(ctx, chan, exec_listener):
             _report(chan, e)
         os._exit(1)
     chan.send("init-pid", pid=pid)
+
+
+def _direct(ctx):
+    """True when create may fork init itself (no intermediate is needed)."""
+    return not ctx.rootless and not any(
+        t in ("user", "time") or (t == "pid" and p is not None) for t, p in ctx.namespaces)
+
+
+def _join(ctx):
+    joined = [(t, p) for t, p in ctx.namespaces if p is not None]
+    # A user namespace is joined first: it decides what the other setns calls may do.
+    joined.sort(key=lambda tp: (tp[0] != "user", tp[0] == "mount"))
+    for t, p in joined:
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(fd, NAMESPACES[t][0])
+        except OSError as e:
+            raise OcirtError(f"linux.namespaces: cannot join {t} namespace {p}: {e.strerror}")
+        finally:
+            os.close(fd)
+
+
+def _fork_init(ctx):
+    """fork() with init born in a new pid namespace when the config asks for one."""
+    if "pid" not in ctx.new_ns:
+        return os.fork()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _unshare(ctx, {"pid"})  # for our children only: we stay where we are
+        try:
+            return os.fork()
+        finally:
+            if os.getpid() != 1:  # in the parent: later children are ours again
+                sc.setns(own, sc.CLONE_NEWPID)
+    finally:
+        os.close(own)
+
+
+def _unshare(ctx, types):
+    flags = 0
+    for t in types:
+        flags |= NAMESPACES[t][0]
+    if flags:
+        try:
+            sc.unshare(flags)
+        except OSError as e:
+            raise OcirtError(f"linux.namespaces: cannot create namespaces "
+                             f"{sorted(ctx.new_ns - {'user'})}: {e.strerror}")
 
 
 def _mapped(uid, map_file="/proc/self/uid_map"):

@@ -314,3 +314,45 @@ def test_forced_delete_of_a_missing_container_is_served(ocirt):
     python_error(ocirt("delete", "gone-already", env=TRACE), "gone-already")
     r = ocirt("delete", "-f", "gone-already", env=PY)
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+
+
+def _primer_pid(r):
+    for line in r.stderr.splitlines():
+        if line.startswith("ocirt-front: primer "):
+            return int(line.split("pid=")[1].split()[0])
+    return None
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_create_run_and_exec_start_a_primer_that_ends_with_their_cgroup_writes(ocirt):
+    """The verbs that move a process into a cgroup fork a primer (front.c,
+    start_primer) that Python ends once its writes are done: it is gone well
+    before its own limit (100 rounds of 3 ms), and neither its variable nor its
+    fd reach the container."""
+    r = ocirt.run(ocirt.new_id(), ocirt.bundle(["sh", "-c", "env; ls /proc/self/fd"]),
+                  env=TRACE).ok()
+    pid = _primer_pid(r)
+    assert pid, r
+    wait_for(lambda: _gone(pid), timeout=0.15, what="the primer's end")
+    assert "OCIRT_PRIMER_FD" not in r.stdout
+    assert r.stdout.split()[-4:] == ["0", "1", "2", "3"], r.stdout  # 3: ls's own
+    cid = ocirt.new_id()
+    r = ocirt.create(cid, ocirt.bundle(SLEEP), env=TRACE).ok()
+    pid = _primer_pid(r)
+    assert pid, r
+    wait_for(lambda: _gone(pid), timeout=0.15, what="the primer's end")
+    ocirt.start(cid).ok()
+    r = ocirt("exec", cid, "sh", "-c", "echo ${OCIRT_PRIMER_FD:-unset}", env=TRACE).ok()
+    assert r.stdout.strip() == "unset"
+    pid = _primer_pid(r)
+    assert pid, r
+    wait_for(lambda: _gone(pid), timeout=0.15, what="the primer's end")
+    assert _primer_pid(ocirt("state", cid, env=TRACE).ok()) is None
+    ocirt.delete(cid, "--force").ok()

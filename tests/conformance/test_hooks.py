@@ -15,10 +15,11 @@ PHASES = ["prestart", "createRuntime", "createContainer", "startContainer", "pos
 
 # Run as busybox with args[0] "sh" (so a hook runs at all only if args[0] is its
 # argv[0]); appends one line per call: phase ($0), argv[0] as busybox saw it, an
-# env var, one of ocirt's (unset: env replaces the environment), the mount namespace and the
-# state read from stdin.
+# env var, one of ocirt's (unset: env replaces the environment), the mount and pid
+# namespaces and the state read from stdin.
 HOOK = ('state=$(cat); echo "$0|$(tr "\\0" "\\n" < /proc/$$/cmdline | head -n1)|$HOOK_VAR|'
-        '${OCIRT_TEST_MARKER:-unset}|$(readlink /proc/self/ns/mnt)|$state" >> "$1"')
+        '${OCIRT_TEST_MARKER:-unset}|$(readlink /proc/self/ns/mnt)|'
+        '$(readlink /proc/self/ns/pid)|$state" >> "$1"')
 BUSYBOX = "/bin/busybox"
 
 
@@ -47,13 +48,13 @@ def hooked(ocirt, tmp_path):
 def read_log(path):
     out = []
     for line in path.read_text().splitlines():
-        parts = line.split("|", 5)
+        parts = line.split("|", 6)
         if parts[0] == "process":
             out.append({"phase": "process", "mnt": parts[1]})
             continue
-        phase, argv0, var, path_, mnt, state = parts
+        phase, argv0, var, path_, mnt, pidns, state = parts
         out.append({"phase": phase, "argv0": argv0, "var": var, "path": path_, "mnt": mnt,
-                    "state": json.loads(state)})
+                    "pidns": pidns, "state": json.loads(state)})
     return out
 
 
@@ -70,9 +71,12 @@ def test_every_phase_in_order_namespace_and_state(ocirt, hooked):
     assert [e["phase"] for e in log] == PHASES[:4] + ["process", "poststart", "poststop"] \
         or [e["phase"] for e in log] == PHASES[:4] + ["poststart", "process", "poststop"]
     host_mnt = os.readlink("/proc/self/ns/mnt")
+    host_pid = os.readlink("/proc/self/ns/pid")
     by = {e["phase"]: e for e in log}
     for ph in ("prestart", "createRuntime", "poststart", "poststop"):
         assert by[ph]["mnt"] == host_mnt, f"{ph} runs in the runtime namespace"
+        # create forks init into the new pid namespace itself, then takes it back
+        assert by[ph]["pidns"] == host_pid, f"{ph} runs in the runtime's pid namespace"
     for ph in ("createContainer", "startContainer"):
         assert by[ph]["mnt"] == by["process"]["mnt"] != host_mnt, \
             f"{ph} runs in the container namespace"
