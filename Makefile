@@ -5,6 +5,9 @@
 PY       ?= /usr/bin/python3
 VENV     := .venv
 OCIRT    := $(VENV)/bin/ocirt
+# ocirt's compiled modules in one file, which the entry script imports from
+# (ocirt/_bundle.py); rewritten whenever a module changes.
+BUNDLE   := $(VENV)/lib/ocirt-modules.bundle
 DEMO     := build/demo
 # What the runtime and its demo need.
 CORE_PKGS := busybox-static libcap-dev libseccomp-dev build-essential pkg-config python3-venv python3-dev
@@ -13,16 +16,16 @@ TEST_PKGS := runc crun uidmap iproute2 procps docker.io containerd podman conmon
 
 .PHONY: demo test unit conformance install deps venv bench clean
 
-demo: $(OCIRT) $(DEMO)/config.json
+demo: $(OCIRT) $(BUNDLE) $(DEMO)/config.json
 	cd $(DEMO) && ../../$(OCIRT) run --bundle . ocirt-demo-$$$$
 
-test: $(OCIRT) build/.test-deps build/vm/stamp
+test: $(OCIRT) $(BUNDLE) build/.test-deps build/vm/stamp
 	$(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider tests/unit tests/conformance tests/engines tests/vm
 
-unit: $(OCIRT)
+unit: $(OCIRT) $(BUNDLE)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
 
-conformance: $(OCIRT) build/.test-deps
+conformance: $(OCIRT) $(BUNDLE) build/.test-deps
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/conformance
 
 deps: build/.core-deps
@@ -48,6 +51,9 @@ $(OCIRT): build/.core-deps pyproject.toml setup.py ocirt/_shim/shim.c ocirt/_shi
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	$(VENV)/bin/python ocirt/_launcher.py $(OCIRT) $(CURDIR)
 
+$(BUNDLE): $(OCIRT) $(shell find ocirt -name '*.py')
+	$(VENV)/bin/python -c 'import sys; sys.path.insert(0, "."); from ocirt import _bundle; _bundle.build("ocirt", "$(BUNDLE)")'
+
 # A busybox-static rootfs and a default config that prints something.
 $(DEMO)/config.json: $(OCIRT) build/.core-deps
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin $(DEMO)/rootfs/etc $(DEMO)/rootfs/tmp
@@ -69,7 +75,7 @@ install: build/.core-deps
 	cd / && /usr/local/lib/ocirt/bin/python -m ocirt._launcher /usr/local/bin/ocirt
 	/usr/local/bin/ocirt --version
 
-bench: $(OCIRT) build/.test-deps
+bench: $(OCIRT) $(BUNDLE) build/.test-deps
 	$(VENV)/bin/python bench/run.py
 
 clean:

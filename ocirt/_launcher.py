@@ -3,7 +3,8 @@ install, and beside it `ocirt-py`, the Python runtime's entry script, which the
 front execs for everything it does not serve itself.
 
 ocirt-py runs the venv's interpreter with -I -S (no site import: ~8 ms instead of
-~29 ms) and an explicit sys.path. Without a C compiler, `ocirt` is that script.
+~29 ms) and an explicit sys.path, and imports ocirt's modules from one bundle file
+written here (ocirt/_bundle.py). Without a C compiler, `ocirt` is that script.
 """
 import os
 import subprocess
@@ -13,12 +14,15 @@ import sysconfig
 FRONT_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_shim", "front.c")
 
 
-def script(paths, argv0=None):
+def script(paths, argv0=None, bundle=None):
     return (f"#!{sys.executable} -IS\n"
             "import sys\n"
             f"sys.path[:0] = {paths!r}\n"
             + (f"sys.argv[0] = {argv0!r}  # the command users run (the C front)\n"
                if argv0 else "")
+            + ("from ocirt._bundle import install\n"
+               f"install({bundle!r})  # ocirt's modules from one file (ocirt/_bundle.py)\n"
+               if bundle else "")
             + "from ocirt.main import main\n"
             "rc = main()\n"
             "try:\n"
@@ -63,9 +67,15 @@ def write(dest, extra_paths=()):
     site = sysconfig.get_paths()["purelib"]
     paths = [os.path.abspath(p) for p in extra_paths] + [site]
     py = dest + "-py"
-    _install(py, script(paths, argv0=dest))
+    bundle = os.path.join(sys.prefix, "lib", "ocirt-modules.bundle")
+    try:
+        from ocirt import _bundle
+    except ImportError:  # run as a script from a tree not on sys.path: its own dir is
+        import _bundle
+    _bundle.build(os.path.dirname(os.path.abspath(__file__)), bundle)
+    _install(py, script(paths, argv0=dest, bundle=bundle))
     if os.environ.get("OCIRT_NO_FRONT") == "1" or not build_front(dest, py):
-        _install(dest, script(paths))
+        _install(dest, script(paths, bundle=bundle))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         cg = _cgroup(cfg, cid, root, ctx.rootless)
         ctx.cgroup = cg
         c.state["x_cgroup"] = cg.to_state() if cg else None
+        from .. import _bundle
+        _bundle.release()  # imports are done; init need not keep the modules' file
         init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)
         listener.close()
         listener = None
