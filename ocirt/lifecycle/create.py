@@ -9,11 +9,14 @@ from ..process.launcher import InitContext, spawn
 
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
-           no_new_keyring=False, preserve_fds=0, rootless=None, console_receiver=None):
+           no_new_keyring=False, preserve_fds=0, rootless=None, console_receiver=None,
+           park=True):
     """Create container `cid` from `bundle`; return its init's host pid.
 
     `console_receiver`: a socket (one end of a pair) that gets the pty master when
-    process.terminal is true and there is no console_socket (`run` relays it)."""
+    process.terminal is true and there is no console_socket (`run` relays it).
+    `park`: init gives back its code pages while it waits (`run`, which starts it
+    at once, says False: they would only fault back in)."""
     root = root or statemod.default_root()
     c = statemod.Container(root, cid)
     bundle = os.path.abspath(bundle or ".")
@@ -29,7 +32,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         raise OcirtError("--console-socket given but process.terminal is false")
     preserve = preserve_fds + _listen_fds()
     ctx = InitContext(cfg, bundle, rootfs, {
-        "no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
+        "no_pivot": no_pivot, "no_new_keyring": no_new_keyring, "park": park,
         "preserve_fds": preserve, "console_socket": console_socket})
     _prepare_security(ctx)
     from .. import rootless as _rootless

@@ -28,7 +28,7 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
     try:
         pid = create(cid, bundle, root=root, pid_file=pid_file, console_socket=console_socket,
                      no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                     preserve_fds=preserve_fds, console_receiver=receiver)
+                     preserve_fds=preserve_fds, console_receiver=receiver, park=False)
         if mine is not None:  # the master, if init sent one (no terminal: nothing)
             try:
                 _m, anc, _f, _a = mine.recvmsg(64, socket.CMSG_SPACE(4), socket.MSG_DONTWAIT

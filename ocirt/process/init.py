@@ -108,7 +108,7 @@ def run_init(ctx, chan, exec_listener):
     # (sc.park); the few it runs until its execve come back as minor faults. A
     # seccomp filter need not allow the maps read and madvise: with one, they
     # happen here, before it is loaded, and more pages come back before the wait.
-    if ctx.seccomp is not None:
+    if ctx.seccomp is not None and ctx.park:
         _release_code()
 
     # --- seccomp before dropping CAP_SYS_ADMIN unless no_new_privs lets us load it last
@@ -124,7 +124,7 @@ def run_init(ctx, chan, exec_listener):
 
     chan.send("ready")
     chan.close()
-    conn = socket.socket(fileno=_wait_for_start(exec_listener, ctx.seccomp is None))
+    conn = socket.socket(fileno=_wait_for_start(exec_listener, ctx.seccomp is None and ctx.park))
     exec_listener.close()
     try:
         ctx.run_hooks("startContainer")

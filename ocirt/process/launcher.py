@@ -38,6 +38,7 @@ class InitContext:
         self.own_mount_ns = any(t == "mount" for t, _ in self.namespaces)
         self.no_pivot = opts.get("no_pivot", False)
         self.no_new_keyring = opts.get("no_new_keyring", False)
+        self.park = opts.get("park", True)  # give back code pages while waiting in created
         self.preserve_fds = opts.get("preserve_fds", 0)
         self.console_socket = opts.get("console_socket")
         self.console_conn = None  # connected console socket (init sends the pty master)
