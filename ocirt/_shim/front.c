@@ -399,14 +399,17 @@ static void start_primer(void)
     if (pid == 0) {
         close(w);
         int procs = own_procs_file();
-        /* keep nothing of the caller's open: a caller reading our stdout to its end
-         * must not wait for the primer */
-        for (int fd = 0; fd < 64; fd++)
-            if (fd != p[0] && fd != procs)
-                close(fd);
-        syscall(SYS_close_range, 64, ~0U, 0);
         if (procs < 0)
             _exit(0);
+        /* keep nothing of the caller's open: a caller reading our stdout to its end
+         * must not wait for the primer */
+        unsigned lo = (unsigned)(p[0] < procs ? p[0] : procs);
+        unsigned hi = (unsigned)(p[0] < procs ? procs : p[0]);
+        if (lo > 0)
+            syscall(SYS_close_range, 0U, lo - 1, 0U);
+        if (hi > lo + 1)
+            syscall(SYS_close_range, lo + 1, hi - 1, 0U);
+        syscall(SYS_close_range, hi + 1, ~0U, 0U);
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
         for (int round = 0; round < 100; round++) {
             if (write(procs, "0", 1) < 0)

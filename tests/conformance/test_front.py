@@ -8,6 +8,8 @@ asserts that the path it means to test is the one taken.
 import json
 import os
 import signal
+import subprocess
+import time
 
 import pytest
 
@@ -355,4 +357,43 @@ def test_create_run_and_exec_start_a_primer_that_ends_with_their_cgroup_writes(o
     assert pid, r
     wait_for(lambda: _gone(pid), timeout=0.15, what="the primer's end")
     assert _primer_pid(ocirt("state", cid, env=TRACE).ok()) is None
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_the_primer_keeps_none_of_the_callers_fds(ocirt):
+    """A caller reading the runtime's stdout or stderr to its end must not wait for
+    the primer: it keeps only its pipe and the cgroup.procs it writes. (Without the
+    content cache the schema check keeps Python busy for tens of ms, so the primer
+    is there to look at.)"""
+    cid = ocirt.new_id()
+    b = ocirt.bundle(SLEEP)
+    p = ocirt.spawn("create", "--bundle", b.path, cid, stderr=subprocess.PIPE,
+                    env={**TRACE, "OCIRT_CACHE_DIR": ""})
+    try:
+        line = p.stderr.readline().decode()
+        assert line.startswith("ocirt-front: primer pid="), line
+        pid = int(line.split("pid=")[1].split()[0])
+        deadline = time.monotonic() + 2
+        while True:  # the primer closes what it does not keep just after the fork
+            fds = {}
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    fds[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except FileNotFoundError:
+                    pass
+            kinds = sorted("pipe" if t.startswith("pipe:") else
+                           "procs" if t.endswith("/cgroup.procs") else t
+                           for t in fds.values())
+            if kinds == ["pipe", "procs"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        assert p.poll() is None, "create ended before the primer could be seen"
+        assert kinds == ["pipe", "procs"], fds
+        assert p.wait(timeout=30) == 0
+    finally:
+        p.stderr.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    ocirt._note_pid(cid)
     ocirt.delete(cid, "--force").ok()
