@@ -69,11 +69,17 @@ def test_state_is_byte_for_byte_pythons(ocirt, status):
     ocirt.delete(cid, "--force").ok()
 
 
-def test_state_of_a_stopped_container_is_pythons_with_its_usage(ocirt):
+def _stopped(ocirt):
+    """The id of a container whose process (true) has run and exited."""
     cid = ocirt.new_id()
     ocirt.create(cid, ocirt.bundle(["true"])).ok()
     ocirt.start(cid).ok()
     ocirt.wait_status(cid, "stopped")
+    return cid
+
+
+def test_state_of_a_stopped_container_is_pythons_with_its_usage(ocirt):
+    cid = _stopped(ocirt)
     r = deferred(ocirt("state", cid, env=TRACE).ok())
     st = json.loads(r.stdout)
     assert st["status"] == "stopped" and st["pid"] == 0
@@ -141,10 +147,7 @@ def test_kill_cases_it_does_not_serve_go_to_python(ocirt, args, needle):
 
 
 def test_kill_of_a_stopped_container_fails_in_python(ocirt):
-    cid = ocirt.new_id()
-    ocirt.create(cid, ocirt.bundle(["true"])).ok()
-    ocirt.start(cid).ok()
-    ocirt.wait_status(cid, "stopped")
+    cid = _stopped(ocirt)
     python_error(ocirt("kill", cid, "KILL", env=TRACE), cid, "not running")
     ocirt.delete(cid).ok()
 
