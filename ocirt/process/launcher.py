@@ -71,30 +71,14 @@ class InitContext:
 def spawn(ctx, exec_listener, on_intermediate=None):
     """Start the chain; return init's host pid once init is ready and parked.
 
-    `on_intermediate(pid)` runs before the intermediate may proceed (cgroup placement).
+    `on_intermediate(pid)` runs before the intermediate (or init, when create forks
+    it directly) may proceed: the cgroup placement.
     """
     parent, child = Channel.pair()
     from . import cgprime
     cgprime.wait()  # no thread may run across the fork
     direct = _direct(ctx)
     pid = _fork_init(ctx) if direct else os.fork()
-    if pid == 0 and direct:
-        cgprime.release()
-        parent.close()
-        for fd in ctx.close_in_child:
-            os.close(fd)
-        try:
-            sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before any namespace is joined
-            child.expect("go")
-            _join(ctx)
-            _unshare(ctx, ctx.new_ns - {"pid"})
-            from .init import run_init
-            run_init(ctx, child, exec_listener)
-        except ChildError:
-            pass
-        except BaseException as e:  # noqa: BLE001 - reported to the parent
-            _report(child, e)
-        os._exit(1)
     if pid == 0:
         cgprime.release()
         parent.close()
@@ -102,7 +86,7 @@ def spawn(ctx, exec_listener, on_intermediate=None):
             os.close(fd)
         code = 1
         try:
-            _intermediate(ctx, child, exec_listener)
+            (_init_directly if direct else _intermediate)(ctx, child, exec_listener)
             code = 0
         except ChildError:
             pass
@@ -213,7 +197,7 @@ def _intermediate(ctx, chan, exec_listener):
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         os.setresgid(0, 0, 0) if _mapped(0, "/proc/self/gid_map") else None
         os.setresuid(0, 0, 0) if _mapped(0) else None
-    _unshare(ctx, ctx.new_ns - {"user"})
+    _unshare(ctx.new_ns - {"user"})
     offsets = (ctx.cfg.get("linux") or {}).get("timeOffsets")
     if offsets and "time" in ctx.new_ns:
         _write_time_offsets(offsets)
@@ -226,6 +210,17 @@ def _intermediate(ctx, chan, exec_listener):
             _report(chan, e)
         os._exit(1)
     chan.send("init-pid", pid=pid)
+
+
+def _init_directly(ctx, chan, exec_listener):
+    """Init forked by create itself (already pid 1 of a new pid namespace if one is
+    asked for): the intermediate's work but the user namespace, then init's."""
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before any namespace is joined
+    chan.expect("go")
+    _join(ctx)
+    _unshare(ctx.new_ns - {"pid"})
+    from .init import run_init
+    run_init(ctx, chan, exec_listener)  # execs or raises
 
 
 def _direct(ctx):
@@ -254,7 +249,7 @@ def _fork_init(ctx):
         return os.fork()
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _unshare(ctx, {"pid"})  # for our children only: we stay where we are
+        _unshare({"pid"})  # for our children only: we stay where we are
         try:
             return os.fork()
         finally:
@@ -264,7 +259,7 @@ def _fork_init(ctx):
         os.close(own)
 
 
-def _unshare(ctx, types):
+def _unshare(types):
     flags = 0
     for t in types:
         flags |= NAMESPACES[t][0]
@@ -273,7 +268,7 @@ def _unshare(ctx, types):
             sc.unshare(flags)
         except OSError as e:
             raise OcirtError(f"linux.namespaces: cannot create namespaces "
-                             f"{sorted(ctx.new_ns - {'user'})}: {e.strerror}")
+                             f"{sorted(types)}: {e.strerror}")
 
 
 def _mapped(uid, map_file="/proc/self/uid_map"):
