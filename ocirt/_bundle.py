@@ -102,5 +102,8 @@ def release():
     would stay resident there); later imports take the usual way."""
     for finder in [f for f in sys.meta_path if isinstance(f, Finder)]:
         sys.meta_path.remove(finder)
-        finder.data.release()
+        try:
+            finder.data.release()
+        except BufferError:
+            pass  # a slice still alive: the memory goes when it does
         finder.data = finder.index = None
