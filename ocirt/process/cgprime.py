@@ -36,11 +36,13 @@ def prime():
     fd = os.environ.pop("OCIRT_PRIMER_FD", None)
     if fd is not None and _primer_fd is None:
         try:
-            _primer_fd = int(fd)
-            os.set_inheritable(_primer_fd, False)  # not a caller's fd; no hook gets it
-            return
+            fd = int(fd)
+            if fd >= 64 and os.fstat(fd).st_mode & 0o170000 == 0o010000:  # the front's pipe
+                os.set_inheritable(fd, False)  # not a caller's fd; no hook gets it
+                _primer_fd = fd
+                return
         except (ValueError, OSError):
-            _primer_fd = None
+            pass
     if _lock is not None or os.geteuid() != 0 or os.environ.get("OCIRT_SYSTEMD_CGROUP") == "1":
         return
     try:

@@ -1,4 +1,9 @@
-"""ocirt.process.cgprime: which cgroup.procs the no-op migration writes to."""
+"""ocirt.process.cgprime: which cgroup.procs the no-op migration writes to, and the
+front's primer pipe (taken only when it is one)."""
+import os
+
+import pytest
+
 from ocirt.process import cgprime
 
 HYBRID_CG = """9:name=systemd:/
@@ -46,3 +51,29 @@ def test_prime_and_wait_never_raise(monkeypatch):
     cgprime.prime()
     cgprime.wait()
     cgprime.wait()  # a second wait is a no-op
+
+
+def test_the_fronts_pipe_is_taken_and_released(monkeypatch):
+    r, w = os.pipe()
+    fd = os.dup2(w, 70, inheritable=True)
+    os.close(w)
+    monkeypatch.setenv("OCIRT_PRIMER_FD", str(fd))
+    try:
+        cgprime.prime()
+        assert cgprime._primer_fd == fd and "OCIRT_PRIMER_FD" not in os.environ
+        assert not os.get_inheritable(fd)
+        cgprime.release()
+        assert os.read(r, 1) == b"", "the primer would not see its pipe closed"
+    finally:
+        cgprime.release()
+        cgprime.wait()
+        os.close(r)
+
+
+@pytest.mark.parametrize("value", ["1", "nonsense", "99999"])
+def test_anything_but_the_fronts_pipe_is_left_alone(monkeypatch, value):
+    monkeypatch.setenv("OCIRT_PRIMER_FD", value)
+    cgprime.prime()
+    cgprime.wait()
+    assert cgprime._primer_fd is None
+    assert os.fstat(1) is not None  # stdout still open
