@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -195,7 +196,11 @@ def section_latency(rts, ctx, prof, res):
     refs = [("python -I -S -c pass (the venv's interpreter, as the ocirt launcher runs it)",
              [py, "-I", "-S", "-c", "pass"]),
             ("floor: unshare -pmiun -f chroot rootfs /bin/true",
-             [unshare, "-pmiun", "-f", chroot, rootfs, "/bin/true"])]
+             [unshare, "-pmiun", "-f", chroot, rootfs, "/bin/true"]),
+            ("Python floor: bench/pyfloor.py (start, load the shim, unshare, fork, chroot, "
+             "exec /bin/true, wait: a run with no config, cgroup, mount or state)",
+             [py, "-I", "-S", os.path.join(REPO, "bench", "pyfloor.py"), rootfs, REPO,
+              sysconfig.get_paths()["purelib"]])]
     if any(rt.name == "crun" for rt in rts):
         refs.append(("crun wrapper cost per command if not amortised: unshare -m sh -c "
                      "'umount /sys/fs/cgroup/unified; exec /bin/true'",
