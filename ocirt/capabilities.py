@@ -1,7 +1,6 @@
 """process.capabilities: the five sets, through capget/capset and prctl(2) in the shim
 (python-prctl's module and libcap cost ~1 ms to load on every create and exec)."""
 from . import syscalls as sc
-from .errors import ConfigError
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -33,29 +32,41 @@ def last_cap():
     return _LAST[0]
 
 
-def parse(caps, where="process.capabilities"):
-    """{set: [numbers]}; unknown names are a config error, names this kernel
-    doesn't know are dropped (as runc does, so one config serves old kernels)."""
+def parse(caps, where="process.capabilities", warn=False):
+    """{set: [numbers]}. A capability that cannot be granted is left out with a
+    warning, not an error (runtime-spec >= 1.1): a name nobody knows, one this
+    kernel lacks, and an ambient one that is not both permitted and inheritable
+    (the kernel refuses to raise it). `warn`: say so (the parent, before the fork;
+    the container side computes the same sets quietly)."""
     top = last_cap()
     out = {}
+    dropped = []
     # No object, or engines written in Go omitting empty lists: a missing set is
     # empty (the bounding set included, or a root process regains everything at exec).
     caps = caps or {}
     for s in SETS:
-        if s not in caps:
-            out[s] = []
-            continue
         nums = []
-        for i, name in enumerate(caps[s] or []):
-            n = NUMBERS.get(name.upper())
+        for i, name in enumerate(caps.get(s) or []):
+            n = NUMBERS.get(name.upper()) if isinstance(name, str) else None
             if n is None:
-                raise ConfigError(f"{where}.{s}[{i}]", f"unknown capability {name!r}")
-            if n <= top:
-                nums.append(n)
+                dropped.append(f"{where}.{s}[{i}]: unknown capability {name!r}")
+            elif n > top:
+                dropped.append(f"{where}.{s}[{i}]: {name} is unknown to this kernel")
             else:
-                from .log import LOG
-                LOG.warning(f"{where}.{s}[{i}]: {name} is unknown to this kernel; ignored")
+                nums.append(n)
         out[s] = nums
+    grantable = set(out["permitted"]) & set(out["inheritable"])
+    amb = []
+    for n in out["ambient"]:
+        if n in grantable:
+            amb.append(n)
+        else:
+            dropped.append(f"{where}.ambient: cannot raise {NAMES[n]}: an ambient "
+                           "capability must be permitted and inheritable too")
+    out["ambient"] = amb
+    if warn and dropped:
+        from .log import LOG
+        LOG.warning("ignoring capabilities that cannot be granted: " + "; ".join(dropped))
     return out
 
 

@@ -1,4 +1,6 @@
-"""--log / --log-format: runc's log lines, text or json, appended to a file."""
+"""--log / --log-format: runc's log lines, text or json, appended to a file; without
+--log, warnings and debug lines go to stderr (as runc's do). Errors are printed once
+by main (`ocirt: msg`), so they go to the file only."""
 import os
 import time
 
@@ -17,7 +19,7 @@ class Log:
         self.debug_on = debug
 
     def _emit(self, level, msg):
-        if not self.path:
+        if not self.path and level == "error":
             return
         if self.fmt == "json":
             from .jsonfast import dumps
@@ -25,6 +27,9 @@ class Log:
         else:
             line = f'time="{_now()}" level={level} msg="{msg}"'
         try:
+            if not self.path:
+                os.write(2, (line + "\n").encode())
+                return
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 os.write(fd, (line + "\n").encode())

@@ -125,7 +125,7 @@ def _prepare_security(ctx):
     cfg = ctx.cfg
     linux = cfg.get("linux") or {}
     from .. import capabilities
-    capabilities.parse((cfg.get("process") or {}).get("capabilities"))
+    capabilities.parse((cfg.get("process") or {}).get("capabilities"), warn=True)
     if linux.get("seccomp"):
         from ..seccomp import build_filter
         ctx.seccomp = build_filter(linux["seccomp"])

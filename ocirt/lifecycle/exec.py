@@ -150,7 +150,7 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     from ..process.exec import ExecContext, spawn
     from .. import capabilities
     attrs.check(proc, where)
-    capabilities.parse(proc.get("capabilities"), f"{where}.capabilities")
+    capabilities.parse(proc.get("capabilities"), f"{where}.capabilities", warn=True)
     linux = cfg.get("linux") or {}
     ctx = ExecContext(proc, st["pid"], [n["type"] for n in linux.get("namespaces") or []],
                       where)

@@ -263,11 +263,49 @@ def test_capability_really_enforced(ocirt, bundle):
     assert ocirt.run_sh(bundle, script).ok().stdout == "rc=0\n"
 
 
-def test_capability_unknown_name_is_an_error(ocirt, bundle):
-    set_caps(bundle, bounding=["CAP_KILL", "CAP_NOT_A_CAP"])
+def test_capability_unknown_name_is_a_warning(ocirt, bundle):
+    """runtime-spec >= 1.1: a capability that cannot be mapped is logged as a warning
+    and the container runs without it (runtime-tools' 1.0-era check wanted an error:
+    docs/compat.md)."""
+    set_caps(bundle, bounding=["CAP_KILL", "CAP_NOT_A_CAP"], effective=["CAP_KILL"],
+             permitted=["CAP_KILL"])
+    bundle.args("cat", "/proc/self/status").write()
+    r = ocirt.run(ocirt.new_id(), bundle).ok()
+    caps = status_fields(r.stdout)
+    assert int(caps["CapBnd"], 16) == mask("CAP_KILL")
+    assert "warning" in r.stderr and "process.capabilities.bounding[1]" in r.stderr
+    assert "CAP_NOT_A_CAP" in r.stderr
+
+
+def test_ambient_capability_not_inheritable_is_a_warning(ocirt, bundle):
+    """Debian's `runc spec` lists ambient capabilities that are not inheritable: the
+    kernel refuses to raise them; the container runs without them, with a warning."""
+    set_caps(bundle, bounding=["CAP_KILL", "CAP_CHOWN"], effective=["CAP_KILL"],
+             permitted=["CAP_KILL", "CAP_CHOWN"], inheritable=["CAP_CHOWN"],
+             ambient=["CAP_KILL", "CAP_CHOWN"])
+    bundle.args("cat", "/proc/self/status").write()
+    r = ocirt.run(ocirt.new_id(), bundle).ok()
+    caps = status_fields(r.stdout)
+    assert int(caps["CapAmb"], 16) == mask("CAP_CHOWN")
+    assert "cannot raise CAP_KILL" in r.stderr and "process.capabilities.ambient" in r.stderr
+    assert "CAP_CHOWN" not in r.stderr
+
+
+def test_runc_spec_default_bundle_runs(ocirt, bundle):
+    """The config.json of Debian's `runc spec` (ambient capabilities that are not
+    inheritable, terminal true) runs as it is but for the terminal and its args."""
+    import json
+    with open(os.path.join(os.path.dirname(__file__), "..", "unit", "data",
+                           "runc-spec.json")) as f:
+        cfg = json.load(f)
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["sh", "-c", "echo hello; grep CapAmb /proc/self/status"]
+    bundle.config = cfg
     bundle.write()
-    assert_error(ocirt.create(ocirt.new_id(), bundle), "process.capabilities.bounding[1]")
-    assert ocirt.state_dirs() == []
+    r = ocirt.run(ocirt.new_id(), bundle).ok()
+    assert r.stdout.splitlines()[0] == "hello"
+    assert r.stdout.splitlines()[1].split()[1] == "0000000000000000"
+    assert "cannot raise CAP_AUDIT_WRITE" in r.stderr
 
 
 # --- noNewPrivileges, oomScoreAdj, personality ------------------------------------------
