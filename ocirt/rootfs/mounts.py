@@ -159,6 +159,8 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None):
     except OSError as e:
         raise ConfigError(f"{where}.destination", f"cannot create {dest} in the rootfs: "
                           f"{e.strerror}") from None
+    if fstype in ("proc", "sysfs"):
+        destfd = _ordinary_dir(rootfd, dest, destfd, f"{where}.destination")
     target = _fd_path(destfd)
     try:
         if fstype == "cgroup" and cgroup_mounter is not None:
@@ -183,6 +185,28 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None):
                           f"{' (' + fstype + ')' if fstype else ''}: {e.strerror}") from None
     finally:
         os.close(destfd)
+
+
+def _ordinary_dir(rootfd, dest, destfd, where):
+    """proc and sysfs go on a real directory reached without a symlink (CVE-2019-19921,
+    CVE-2023-27561: a /proc that is a symlink would put it where maskedPaths and the
+    LSM's checks do not look). The same fd, reopened without symlinks; else refused."""
+    try:
+        fd = sc.openat2(rootfd, dest.lstrip("/"), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                        0, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_SYMLINKS)
+    except OSError as e:
+        os.close(destfd)
+        why = "a symlink is in its path" if e.errno == 40 else (
+            "it is not a directory" if e.errno == 20 else e.strerror)
+        raise ConfigError(where, f"{dest} must be mounted on ordinary directory: {why}") \
+            from None
+    a, b = os.fstat(fd), os.fstat(destfd)
+    os.close(destfd)
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+        os.close(fd)
+        raise ConfigError(where, f"{dest} must be mounted on ordinary directory: "
+                          "it changed while being set up")
+    return fd
 
 
 def remount_bind(target, attrs):

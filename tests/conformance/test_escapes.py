@@ -280,21 +280,37 @@ def test_bind_mount_symlinked_destination_into_host_root(ocirt, tmp_path):
     assert os.path.isdir(os.path.join(b.rootfs, "volmnt"))
 
 
-def test_masked_paths_through_a_symlinked_proc(ocirt):
-    """rootfs/proc -> /evil: procfs is mounted at rootfs/evil, and the masked and
-    read-only paths under /proc are still masked (resolved in the rootfs)."""
-    b = ocirt.bundle(["sh", "-c", "cat /proc/keys | wc -c; grep -c ' /evil/keys ' "
-                      "/proc/self/mountinfo; echo 1 > /proc/sys/kernel/domainname; "
-                      "echo rc=$?"])
-    os.rmdir(os.path.join(b.rootfs, "proc"))
+@pytest.mark.parametrize("fs", ["proc", "sys"])
+def test_proc_or_sys_that_is_a_symlink_is_refused(ocirt, fs):
+    """CVE-2019-19921 / CVE-2023-27561: rootfs/proc -> /evil would put procfs where
+    maskedPaths and LSM rules do not look. Refused naming the mount, before any
+    process runs, nothing mounted on the target and nothing left behind."""
+    b = ocirt.bundle(["true"])
+    real = os.path.join(b.rootfs, fs)
+    if os.path.isdir(real):
+        os.rmdir(real)
     os.mkdir(os.path.join(b.rootfs, "evil"))
-    os.symlink("/evil", os.path.join(b.rootfs, "proc"))
+    os.symlink("/evil", real)
+    if fs == "sys" and not any(m["destination"] == "/sys" for m in b.config["mounts"]):
+        b.config["mounts"].append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                                   "options": ["nosuid", "noexec", "nodev", "ro"]})
     b.write()
-    r = ocirt.run(ocirt.new_id(), b).ok()
-    out = r.stdout.split()
-    assert out[0] == "0", "/proc/keys is masked"
-    assert out[1] == "1"
-    assert "rc=1" in out, "/proc/sys is read-only"
+    i = [m["destination"] for m in b.config["mounts"]].index("/" + fs)
+    line = assert_error(ocirt.run(ocirt.new_id(), b), f"mounts[{i}].destination", f"/{fs}")
+    assert "ordinary directory" in line
+    assert os.listdir(os.path.join(b.rootfs, "evil")) == []
+
+
+def test_proc_below_a_symlinked_dir_is_refused(ocirt):
+    """The check covers every component: /proc reached through a symlinked parent."""
+    b = ocirt.bundle(["true"])
+    os.mkdir(os.path.join(b.rootfs, "real"))
+    os.mkdir(os.path.join(b.rootfs, "real", "proc"))
+    os.symlink("/real", os.path.join(b.rootfs, "lnk"))
+    b.config["mounts"].append({"destination": "/lnk/proc", "type": "proc", "source": "proc"})
+    b.write()
+    assert_error(ocirt.run(ocirt.new_id(), b), f"mounts[{len(b.config['mounts']) - 1}]",
+                 "ordinary directory")
 
 
 def test_masking_never_binds_a_dev_null_that_is_not_null(ocirt, tmp_path):
