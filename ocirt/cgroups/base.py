@@ -199,6 +199,12 @@ def hugepage_limits(res, field):
     return out
 
 
+def frozen_error(d, knob):
+    """A cgroup someone froze before the container came (runc's wording leads)."""
+    return ConfigError("linux.cgroupsPath", f"container's cgroup unexpectedly frozen: {d} "
+                       f"({knob}); thaw it or choose another cgroupsPath")
+
+
 class Cgroup:
     """A container's cgroup as created in this process. Subclasses hold the
     driver specifics; to_state() is what later verbs get back."""

@@ -87,6 +87,9 @@ class V1Cgroup(base.Cgroup):
                     cur = os.path.dirname(cur)
                 for nd in reversed(chain):
                     _cpuset_inherit(nd)
+            if "freezer" in key.split(",") and \
+                    fs.read(os.path.join(d, "freezer.state")).strip() != "THAWED":
+                raise base.frozen_error(d, "freezer.state")
             if not new and fs.procs(d, recursive=False):
                 raise OcirtError(f"linux.cgroupsPath: cgroup {d} already holds processes;"
                                  " a container needs a cgroup of its own")

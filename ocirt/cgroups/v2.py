@@ -100,6 +100,10 @@ class V2Cgroup(base.Cgroup):
                 raise ConfigError(field, f"cgroup v2 controller {ctrl} is not available in "
                                   f"{self.dir} (the kernel lacks it, or a parent does not "
                                   "delegate it)")
+        if _events(self.dir).get("frozen") == "1" or is_frozen({"dir": self.dir}):
+            # a process moved in would stop before it could be set up, unkillable
+            # by anything but a thaw
+            raise base.frozen_error(self.dir, "cgroup.freeze")
         if not self.created or self.created[-1] != self.dir:
             if fs.procs(self.dir, recursive=False):
                 raise OcirtError(f"linux.cgroupsPath: cgroup {self.dir} already holds "

@@ -663,3 +663,32 @@ def test_final_usage_survives_the_process(ocirt, tmp_path):
     ocirt.delete(cid).ok()
     assert not os.path.exists(cg_dir(ocirt, cid))
     assert_error(ocirt("events", "--stats", cid), "does not exist")
+
+
+@pytest.mark.parametrize("verb", ["run", "create"])
+def test_pre_existing_frozen_cgroup_is_refused(ocirt, verb):
+    """A cgroup frozen before the container comes (v1 freezer.state FROZEN, v2
+    cgroup.freeze 1): refused before any process joins it (it would freeze there,
+    unkillable until thawed, and the verb would hang), within seconds, with runc's
+    words; the frozen dir stays as it was and every dir ocirt made goes."""
+    cid = ocirt.new_id()
+    _, b = mk(ocirt, ["true"], cid=cid)
+    fz = cg_dir(ocirt, cid, "freezer")
+    os.makedirs(fz)
+    try:
+        with open(os.path.join(fz, "freezer.state" if V1 else "cgroup.freeze"), "w") as f:
+            f.write("FROZEN" if V1 else "1")
+        args = ["-d"] if verb == "run" else []
+        t = time.monotonic()
+        r = ocirt(verb, "--bundle", b.path, *args, cid, timeout=20)
+        assert time.monotonic() - t < 10
+        line = assert_error(r, "linux.cgroupsPath", "container's cgroup unexpectedly frozen")
+        assert fz in line
+        assert os.path.isdir(fz)
+        if V1:
+            assert not os.path.exists(cg_dir(ocirt, cid, "memory"))
+        assert ocirt.state_dirs() == []
+    finally:
+        with open(os.path.join(fz, "freezer.state" if V1 else "cgroup.freeze"), "w") as f:
+            f.write("THAWED" if V1 else "0")
+        os.rmdir(fz)
