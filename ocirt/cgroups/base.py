@@ -21,7 +21,18 @@ SECTIONS = {"memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rd
             "unified", "devices"}
 
 
+# Fields where 0 means "not set" (runc writes none of them when 0, and engines such
+# as Docker send 0 for every field they do not set, e.g. on `docker update`).
+ZERO_IS_UNSET = {
+    "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP"),
+    "cpu": ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod"),
+    "blockIO": ("weight", "leafWeight"),
+}
+
+
 def check_sections(res, field):
+    """`res` checked for unknown fields, with the zeros that mean "unset" left out
+    (a copy: the caller's object is not changed)."""
     if res is None:
         return {}
     if not isinstance(res, dict):
@@ -40,7 +51,13 @@ def check_sections(res, field):
             if k not in keys:
                 raise ConfigError(f"{field}.{sec}.{k}", "is not a runtime-spec field"
                                   " (refusing a limit ocirt does not know how to apply)")
-    return res
+    out = dict(res)
+    for sec, keys in ZERO_IS_UNSET.items():
+        v = out.get(sec)
+        if v and any(v.get(k) == 0 and v.get(k) is not False for k in keys):
+            out[sec] = {k: x for k, x in v.items()
+                        if not (k in keys and x == 0 and x is not False)}
+    return out
 
 
 def memory_fields(mem, f):
@@ -197,6 +214,12 @@ def hugepage_limits(res, field):
                               f"{h['pageSize']} (the kernel would round it down)")
         out.append((where, size_name(nbytes), lim))
     return out
+
+
+def pids_max(limit):
+    """pids.max for linux.resources.pids.limit: -1 is "max"; 0 is 1, as runc writes it
+    (systemd has no TasksMax=0; init alone fits either way)."""
+    return limit if limit > 0 else ("max" if limit < 0 else 1)
 
 
 def frozen_error(d, knob):

@@ -6,7 +6,7 @@ import _signal as signal
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from . import base, fs
-from .base import RES
+from .base import RES, pids_max as _pids_max
 
 
 def hierarchies(own=None, mounts=None):
@@ -157,7 +157,7 @@ def plan(dirs, res, field, linux_devices=None, update=False):
         f = f"{field}.pids.limit"
         lim = base.get_int(pids, "limit", f, allow_minus1=True, lo=0)
         if lim is not None:
-            ops.append(_w(need("pids", f), "pids.max", lim if lim > 0 else "max", f))
+            ops.append(_w(need("pids", f), "pids.max", _pids_max(lim), f))
     bio = res.get("blockIO") or {}
     if bio:
         ops += _plan_blkio(need, bio, f"{field}.blockIO")

@@ -20,7 +20,7 @@ import _signal as signal
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from . import base, fs
-from .base import RES
+from .base import RES, pids_max as _pids_max
 
 # Which controller each top-level section needs.
 _CTRL = {"memory": "memory", "pids": "pids", "blockIO": "io", "hugepageLimits": "hugetlb",
@@ -279,7 +279,7 @@ def plan(d, res, field, linux_devices=None, update=False, check_files=True):
         lim = base.get_int(pids, "limit", f, lo=0, allow_minus1=True)
         if lim is not None:
             need("pids", f)
-            ops.append(_w(d, "pids.max", lim if lim > 0 else "max", f))
+            ops.append(_w(d, "pids.max", _pids_max(lim), f))
     bio = res.get("blockIO") or {}
     if bio:
         f = f"{field}.blockIO"

@@ -551,6 +551,33 @@ def test_update_flags_and_resources_file(ocirt, tmp_path):
     ocirt.delete(cid, "--force").ok()
 
 
+def test_update_zeros_mean_unset(ocirt, tmp_path):
+    """What Docker sends for `docker update --memory 64m --memory-swap 64m`: every
+    field it does not set as 0. Zero cpu shares/quota/period, blkio weight and memory
+    reservation change nothing (as with runc); the memory limit is applied."""
+    cid, b = mk(ocirt, ["sleep", "600"], {"cpu": {"shares": 512}})
+    ocirt.create(cid, b).ok()
+    before = cg_read(ocirt, cid, "cpu.shares")
+    doc = {"memory": {"limit": 64 << 20, "reservation": 0, "swap": 64 << 20, "kernel": 0,
+                      "kernelTCP": 0},
+           "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0,
+                   "realtimePeriod": 0, "cpus": "", "mems": ""},
+           "blockIO": {"weight": 0}}
+    ocirt("update", "-r", _write(tmp_path / "d.json", doc), cid).ok()
+    assert cg_read(ocirt, cid, "memory.limit") == str(64 << 20)
+    assert cg_read(ocirt, cid, "cpu.shares") == before
+    ocirt.delete(cid, "--force").ok()
+
+
+@pytest.mark.parametrize("limit,want", [(0, "1"), (-1, "max"), (7, "7")])
+def test_pids_limit_values(ocirt, limit, want):
+    """-1 is unlimited; 0 is written as 1, as runc does (systemd has no TasksMax=0)."""
+    cid, b = mk(ocirt, ["true"], {"pids": {"limit": limit}})
+    ocirt.create(cid, b).ok()
+    assert cg_read(ocirt, cid, "pids.limit") == want
+    ocirt.delete(cid, "--force").ok()
+
+
 def _write(path, obj):
     path.write_text(json.dumps(obj))
     return str(path)

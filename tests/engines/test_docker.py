@@ -249,6 +249,15 @@ def test_update(docker):
     assert inspect(docker.d, cid, "{{.HostConfig.Memory}}") == str(48 << 20)
 
 
+def test_update_memory_only(docker):
+    """docker update of the memory alone: Docker sends 0 for every CPU and blkio field
+    it does not set; 0 means unset there (it failed as cpu.quota 0 out of range)."""
+    cid = docker.detach(IMAGE, "sleep", "100")
+    docker.docker("update", "--memory", "64m", "--memory-swap", "64m", cid)
+    assert cg_file(docker.d, "memory", cid, "memory.limit_in_bytes") == str(64 << 20)
+    assert cg_file(docker.d, "cpu", cid, "cpu.cfs_quota_us") == "-1"
+
+
 def test_stats_no_stream(docker):
     cid = docker.detach("--memory", "64m", IMAGE, "sh", "-c", "sleep 100 & sleep 101 & wait")
     wait_until(lambda: inspect(docker.d, cid, "{{.State.Running}}") == "true")
