@@ -32,6 +32,8 @@ def load(bundle):
         cfg = jsonfast.loads(raw)
     except ValueError as e:
         raise ConfigError("", f"config.json is not valid JSON: {e}") from None
+    if b"\\u0000" in raw:  # a NUL can only come escaped; C would cut the string there
+        check_no_nul(cfg)
     # The schema check depends on the bytes alone: a document that passed once
     # passes again (the semantic checks, which look at the host, always run).
     key = raw + b"\0" + _schema_stamp()
@@ -175,6 +177,23 @@ def cache_put(kind, key, payload):
             os.unlink(tmp)
         except (OSError, UnboundLocalError):
             pass
+
+
+def check_no_nul(obj, where=""):
+    """Refuse a NUL character in any string (a key or a value), naming its path:
+    the kernel would see the string cut short there."""
+    if isinstance(obj, str):
+        if "\0" in obj:
+            raise ConfigError(where, f"contains a NUL character: {obj!r}")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            sub = f"{where}.{k}" if where else str(k)
+            if "\0" in k:
+                raise ConfigError(sub, "a key contains a NUL character")
+            check_no_nul(v, sub)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            check_no_nul(v, f"{where}[{i}]")
 
 
 def _check_semantics(cfg):

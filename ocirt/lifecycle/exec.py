@@ -45,7 +45,8 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
         from .. import jsonfast
         try:
             with open(process_file, "rb") as f:
-                p = jsonfast.loads(f.read())
+                raw = f.read()
+            p = jsonfast.loads(raw)
         except OSError as e:
             raise OcirtError(f"--process {process_file}: {e.strerror}") from None
         except ValueError as e:
@@ -53,6 +54,8 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
         if not isinstance(p, dict):
             raise OcirtError(f"--process {process_file}: must be a JSON object")
         try:
+            if b"\\u0000" in raw:
+                config.check_no_nul(p, "process")
             config.check({"ociVersion": cfg.get("ociVersion") or "1.2.0",
                           "root": {"path": "rootfs"}, "process": p})
         except ConfigError as e:

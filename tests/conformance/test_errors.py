@@ -41,6 +41,29 @@ def test_bundle_missing(ocirt):
     assert ocirt.state_dirs() == []
 
 
+@pytest.mark.parametrize("path,edit", [
+    ("process.args[1]", lambda c: c["process"].__setitem__("args", ["echo", "a\0b"])),
+    ("process.env[0]", lambda c: c["process"]["env"].insert(0, "A=b\0c")),
+    ("mounts[1].options[0]", lambda c: c["mounts"][1]["options"].insert(0, "mode=07\x0055")),
+    ("hostname", lambda c: c.__setitem__("hostname", "h\0st")),
+])
+def test_nul_in_a_string(ocirt, bundle, path, edit):
+    """A NUL cuts a C string short: refused by its JSON path, not an empty line."""
+    edit(bundle.config)
+    line = _create_fails(ocirt, bundle, path, "NUL")
+    assert line.strip() != "ocirt:"
+
+
+def test_nul_in_an_exec_process_file(ocirt, bundle, tmp_path):
+    cid = ocirt.new_id()
+    bundle.args("sleep", "60").write()
+    ocirt.create(cid, bundle).ok()
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"args": ["echo", "x\0y"], "cwd": "/"}))
+    assert_error(ocirt("exec", "--process", str(p), cid), "process.args[1]", "NUL")
+    ocirt.delete(cid, "--force").ok()
+
+
 SCHEMA_CASES = [
     ("process.args", lambda c: c["process"].__setitem__("args", "sh -c true")),
     ("process.user.uid", lambda c: c["process"]["user"].__setitem__("uid", "root")),
