@@ -91,7 +91,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         c.save()
         if pid_file:
             _write_pid_file(pid_file, init_pid)
-    except BaseException:
+    except BaseException as e:
         if listener is not None:
             listener.close()
         if init_pid:
@@ -99,6 +99,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
                 os.kill(init_pid, 9)
             except ProcessLookupError:
                 pass
+        oom = cg is not None and isinstance(e, OcirtError) and _oom_killed(cg)
         if cg is not None:
             from ..cgroups import remove
             remove(cg.to_state())
@@ -106,9 +107,23 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             from ..rootfs.mounts import unmount_below
             unmount_below(rootfs)
         c.remove_dir()
+        if oom:
+            lim = (((cfg.get("linux") or {}).get("resources") or {}).get("memory")
+                   or {}).get("limit")
+            raise ConfigError("linux.resources.memory.limit" if lim else "linux.resources",
+                              "container init was OOM-killed (memory limit "
+                              f"{lim or ''} too low?)".replace("limit  ", "limit ")) from None
         raise
     c.unlock()
     return init_pid
+
+
+def _oom_killed(cg):
+    from ..cgroups import oom_kills
+    try:
+        return oom_kills(cg.to_state()) > 0
+    except (OSError, OcirtError):
+        return False
 
 
 def _rootfs(cfg, bundle):

@@ -109,7 +109,10 @@ def spawn(ctx, exec_listener, on_intermediate=None):
             if deferred and init_pid is not None:
                 msg = deferred.pop(0)
             else:
-                msg = parent.recv()
+                try:
+                    msg = parent.recv()
+                except ConnectionResetError:  # killed with data unread (OOM, SIGKILL)
+                    msg = None
             if msg is None:
                 raise OcirtError("container init exited before it was ready" + (
                     " (linux.seccomp: the filter may refuse a syscall init makes after"

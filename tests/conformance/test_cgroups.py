@@ -719,3 +719,14 @@ def test_pre_existing_frozen_cgroup_is_refused(ocirt, verb):
         with open(os.path.join(fz, "freezer.state" if V1 else "cgroup.freeze"), "w") as f:
             f.write("THAWED" if V1 else "0")
         os.rmdir(fz)
+
+
+@pytest.mark.parametrize("verb", ["run", "create"])
+def test_memory_limit_too_small_for_init(ocirt, verb):
+    """4 KiB: init is OOM-killed while it sets up. Said so, naming the limit (runc:
+    "container init was OOM-killed (memory limit too low?)"); nothing left behind."""
+    cid, b = mk(ocirt, ["true"], {"memory": {"limit": 4096}})
+    line = assert_error(ocirt(verb, "--bundle", b.path, cid),
+                        "linux.resources.memory.limit", "OOM-killed")
+    assert "4096" in line
+    assert ocirt.state_dirs() == []
