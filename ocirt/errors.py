@@ -25,3 +25,11 @@ class ContainerNotFound(OcirtError):
 
 class WrongState(OcirtError):
     pass
+
+
+class HelpRequested(Exception):
+    """-h/--help among a verb's flags: main prints the verb's help (`flags` its parser)."""
+
+    def __init__(self, flags):
+        self.flags = flags
+        super().__init__("help requested")

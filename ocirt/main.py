@@ -2,48 +2,72 @@
 import os
 import sys
 
-from .errors import OcirtError
+from .errors import HelpRequested, OcirtError
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"
-COMMANDS = ("create", "start", "state", "kill", "delete", "run", "list", "spec", "features",
-            "exec", "ps", "pause", "resume", "update", "events", "checkpoint", "restore",
-            "install", "uninstall")
+COMMANDS = {
+    "create": "create a container from a bundle",
+    "start": "start a created container",
+    "run": "create and start a container (foreground waits for it)",
+    "state": "print a container's state as JSON",
+    "kill": "send a signal to a container's init (or all its processes)",
+    "delete": "delete a stopped container (--force kills it first)",
+    "list": "list containers",
+    "exec": "run a new process in a running container",
+    "ps": "list a container's processes",
+    "pause": "freeze a container's processes",
+    "resume": "thaw a paused container",
+    "update": "change a container's resource limits",
+    "events": "print a container's resource usage",
+    "checkpoint": "checkpoint a running container (not supported: no CRIU)",
+    "restore": "restore a container from a checkpoint (not supported: no CRIU)",
+    "spec": "write a default config.json",
+    "features": "print the OCI features document",
+    "install": "register ocirt as a runtime in Docker's daemon.json",
+    "uninstall": "remove it from daemon.json again",
+    "help": "show the commands, or one command's flags",
+}
+ARGS = {"create": "<container-id>", "run": "<container-id>", "start": "<container-id>",
+        "state": "<container-id>", "kill": "<container-id> [signal]",
+        "delete": "<container-id>", "exec": "<container-id> <command> [command options]",
+        "ps": "<container-id> [ps options]", "pause": "<container-id>",
+        "resume": "<container-id>", "update": "<container-id>", "events": "<container-id>",
+        "checkpoint": "<container-id>", "restore": "<container-id>", "help": "[command]"}
 
-USAGE = """ocirt: an OCI container runtime (runc-compatible command line)
+USAGE = """NAME:
+   ocirt - Open Container Initiative runtime in Python, with runc's command line
 
-usage: ocirt [global options] command [command options] [arguments...]
+USAGE:
+   ocirt [global options] command [command options] [arguments...]
 
-commands:
-  create    create a container from a bundle
-  start     start a created container
-  run       create and start a container (foreground waits for it)
-  state     print a container's state as JSON
-  kill      send a signal to a container's init (or all its processes)
-  delete    delete a stopped container (--force kills it first)
-  list      list containers
-  exec      run a new process in a running container
-  ps        list a container's processes
-  pause     freeze a container's processes
-  resume    thaw a paused container
-  update    change a container's resource limits
-  events    print a container's resource usage
-  spec      write a default config.json
-  features  print the OCI features document
-  install   register ocirt as a runtime in Docker's daemon.json
-  uninstall remove it from daemon.json again
-
-global options:
-  --root DIR         state directory (default $XDG_RUNTIME_DIR/ocirt for a non-root
-                     user, /run/user/$UID/ocirt otherwise)
-  --log FILE         append log lines to FILE
-  --log-format FMT   text or json
-  --debug            debug logging; tracebacks on errors
-  --systemd-cgroup   place cgroups through systemd (slice:prefix:name paths)
-  --rootless MODE    auto, true or false
-  --version, -v      print the version
-  --help, -h         show this help
+COMMANDS:
+""" + "".join(f"   {k:<11}{v}\n" for k, v in COMMANDS.items()) + """
+GLOBAL OPTIONS:
+   --root DIR         state directory (default $XDG_RUNTIME_DIR/ocirt for a non-root
+                      user, /run/user/$UID/ocirt otherwise)
+   --log FILE         append log lines to FILE (default: stderr)
+   --log-format FMT   text or json
+   --debug            debug logging; tracebacks on errors
+   --systemd-cgroup   place cgroups through systemd (slice:prefix:name paths)
+   --rootless MODE    auto, true or false
+   --criu PATH        accepted for runc's sake (checkpoint/restore are not supported)
+   --version, -v      print the version
+   --help, -h         show this help
 """
+
+
+def command_help(cmd, flags=None):
+    """runc's (urfave/cli's) help page of one command."""
+    out = [f"NAME:\n   ocirt {cmd} - {COMMANDS[cmd]}\n",
+           f"USAGE:\n   ocirt {cmd} [command options] {ARGS.get(cmd, '')}".rstrip() + "\n"]
+    if flags is not None and flags.spec:
+        out.append("OPTIONS:")
+        for name, (aliases, kind, _default) in flags.spec.items():
+            names = ", ".join(("--" if len(n) > 1 else "-") + n for n in (name,) + aliases)
+            out.append(f"   {names}{'' if kind is bool else ' value'}")
+        out.append("   --help, -h  show help")
+    return "\n".join(out) + "\n"
 
 
 def _globals(argv):
@@ -75,7 +99,14 @@ def main(argv=None):
             return 0 if g["help"] or not rest else 1
         cmd, args = rest[0], rest[1:]
         if cmd not in COMMANDS:
+            if "-h" in args or "--help" in args:
+                raise OcirtError(f"No help topic for '{cmd}'")
             raise OcirtError(f"no such command {cmd!r} (see ocirt --help)")
+        if cmd == "help":
+            if args and args[0] not in COMMANDS:
+                raise OcirtError(f"No help topic for '{args[0]}'")
+            sys.stdout.write(_help_of(args[0]) if args else USAGE)
+            return 0
         if g["systemd-cgroup"]:
             os.environ["OCIRT_SYSTEMD_CGROUP"] = "1"
         if g["rootless"] != "auto":
@@ -85,12 +116,27 @@ def main(argv=None):
             g["root"] = os.path.abspath(g["root"])
         mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])
         return mod.main(g, args) or 0
+    except HelpRequested as h:
+        sys.stdout.write(command_help(cmd, h.flags))
+        return 0
     except OcirtError as e:
         return _fail(str(e), debug)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - one line unless --debug
         return _fail(f"{type(e).__name__}: {e}", debug)
+
+
+def _help_of(cmd):
+    """A command's help page, its flags taken from the command's own parser."""
+    try:
+        mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])
+        mod.main({"root": None}, ["--help"])
+    except HelpRequested as h:
+        return command_help(cmd, h.flags)
+    except Exception:  # noqa: BLE001 - a verb that takes no flags
+        pass
+    return command_help(cmd)
 
 
 def _fail(msg, debug):

@@ -1,6 +1,6 @@
 """A small flag parser with urfave/cli's habits (runc's CLI): flags before
 positional arguments, `-flag`, `--flag`, `--flag=value`, short aliases, `--`."""
-from ..errors import OcirtError
+from ..errors import HelpRequested, OcirtError
 
 
 class Flags:
@@ -27,6 +27,8 @@ class Flags:
                 body = a.lstrip("-")
                 key, eq, value = body.partition("=")
                 name = self.lookup.get(key)
+                if name is None and key in ("h", "help"):
+                    raise HelpRequested(self)
                 if name is None:
                     raise OcirtError(f"flag provided but not defined: -{key}")
                 kind = self.spec[name][1]

@@ -40,6 +40,46 @@ def test_help():
         assert verb in p.stdout
 
 
+VERBS = ("checkpoint", "create", "delete", "events", "exec", "kill", "list", "pause", "ps",
+         "restore", "resume", "run", "spec", "start", "state", "update", "features")
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_every_verb_has_help(flag):
+    """runc's (urfave/cli) help page for each verb: NAME:, then `ocirt VERB - ...`;
+    the verb's flags listed; exit 0, nothing run."""
+    for verb in VERBS:
+        p = _plain(verb, flag)
+        assert p.returncode == 0, (verb, p)
+        lines = p.stdout.splitlines()
+        assert lines[0] == "NAME:" and lines[1].startswith(f"   ocirt {verb} - "), (verb, p)
+    assert "--bundle" in _plain("run", flag).stdout
+    assert "--pid-file" in _plain("create", flag).stdout
+    assert "--force" in _plain("delete", flag).stdout
+
+
+def test_help_of_an_unknown_command():
+    p = _plain("foo", "-h")
+    assert p.returncode == 1 and "No help topic for 'foo'" in p.stderr
+    assert _plain("help", "run").stdout == _plain("run", "--help").stdout
+
+
+def test_checkpoint_and_restore_are_refused(ocirt, bundle):
+    """No CRIU support: each verb refused in one line, the container left running."""
+    cid = ocirt.new_id()
+    bundle.args("sleep", "60").write()
+    ocirt.create(cid, bundle).ok()
+    ocirt.start(cid).ok()
+    line = assert_error(ocirt("checkpoint", "--image-path", "/tmp/nowhere", cid),
+                        "checkpoint is not supported")
+    assert "left as it was" in line
+    assert_error(ocirt("checkpoint", "--parent-path", "/abs", cid), "--parent-path")
+    assert_error(ocirt("restore", "--bundle", bundle.path, cid), "restore is not supported")
+    assert_error(ocirt("checkpoint", "nosuch-" + ocirt.marker), "does not exist")
+    assert ocirt.status(cid) == "running"
+    ocirt.delete(cid, "--force").ok()
+
+
 def test_unknown_command(ocirt):
     assert_error(ocirt("frobnicate"), "frobnicate")
 

@@ -1,0 +1,5 @@
+from .checkpoint import restore
+
+
+def main(g, argv):
+    return restore(g, argv)
