@@ -149,6 +149,9 @@ def _prepare_security(ctx):
         ctx.hooks = Hooks(cfg["hooks"])
     from ..process import attrs
     attrs.check(cfg.get("process") or {})
+    if "intelRdt" in linux:
+        from .. import intelrdt
+        intelrdt.check(cfg)
     if (cfg.get("process") or {}).get("terminal"):
         from .. import terminal  # noqa: F401
     # fds the caller leaked to us (not stdio, not preserved): init closes them first

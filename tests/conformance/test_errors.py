@@ -271,3 +271,13 @@ def test_unknown_properties_are_ignored(ocirt, bundle):
     bundle.config["mounts"][0]["x-unknown-in-mount"] = 3
     bundle.config["annotations"] = {"com.example.unknown": "v", "org.opencontainers.x": "y"}
     assert ocirt.run_sh(bundle, "echo fine").ok().stdout == "fine\n"
+
+
+def test_intel_rdt_without_resctrl_is_refused(ocirt, bundle):
+    """This host has no resctrl: a config with linux.intelRdt is refused by name
+    (runc: "Intel RDT is not supported or enabled"), nothing left behind."""
+    with open("/proc/self/mountinfo") as f:
+        if " - resctrl " in f.read():
+            pytest.skip("resctrl is mounted here: the refusal needs a host without it")
+    bundle.linux["intelRdt"] = {"closID": "ocirt-test", "l3CacheSchema": "L3:0=f"}
+    _create_fails(ocirt, bundle, "linux.intelRdt", "not supported or enabled")
