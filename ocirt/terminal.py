@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import struct
+import termios
 
 from . import syscalls as sc
 from .errors import ConfigError, OcirtError
@@ -82,6 +83,15 @@ def open_pty():
         os.close(master)
         raise
     return master, slave
+
+
+def clear_onlcr(fd):
+    """A terminal relayed to the caller (run, exec -t without --console-socket) does
+    not turn "\\n" into "\\r\\n": the caller's own terminal does that (as runc's
+    relay clears it; a console-socket receiver decides for itself)."""
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def set_size(fd, size, where="process.consoleSize"):
@@ -163,6 +173,8 @@ def setup_console(ctx):
     master, slave = open_pty()
     try:
         set_size(master, proc.get("consoleSize"))
+        if ctx.console_socket is None:
+            clear_onlcr(master)
         if "mount" in ctx.new_ns or any(t == "mount" for t, _ in ctx.namespaces):
             mount_console(slave)
         send_master(ctx.console_conn, master)

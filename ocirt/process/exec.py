@@ -197,13 +197,15 @@ def _process(ctx, chan):
     attrs.set_affinity(0, proc, "final", w)
 
     if proc.get("terminal"):
-        from ..terminal import copy_size, open_pty, send_master, set_size, take_terminal
+        from ..terminal import (clear_onlcr, copy_size, open_pty, send_master, set_size,
+                                take_terminal)
         os.setsid()
         master, slave = open_pty()
         try:
             set_size(master, proc.get("consoleSize"), f"{w}.consoleSize")
             if ctx.relay_terminal:  # `ocirt exec -t` relays the caller's terminal
                 copy_size(0, master)
+                clear_onlcr(master)
             send_master(ctx.console_conn, master)
         finally:
             os.close(master)
