@@ -225,6 +225,16 @@ static int init_alive(long pid, unsigned long long start)
     return strtoull(p, NULL, 10) == start;
 }
 
+/* 1 if `pid` is stopped (SIGSTOP) or traced: it will not run until continued. */
+static int init_stopped(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    ssize_t n = read_small(path, buf, sizeof buf);
+    char *p = n > 0 ? memrchr(buf, ')', (size_t)n) : NULL;
+    return p && p + 2 < buf + n && (p[2] == 'T' || p[2] == 't');
+}
+
 static int is_frozen(const struct record *r)
 {
     if (!r->freezer || !r->frozen)
@@ -460,8 +470,11 @@ static int do_kill(const char *root, const char *id, int sig)
     char path[4096];
     int dirfd;
     struct record *r = load(root, id, 0, &dirfd, path);
-    if (!strcmp(status_of(dirfd, r), "stopped"))
+    const char *status = status_of(dirfd, r);
+    if (!strcmp(status, "stopped"))
         defer("stopped");
+    if (sig == 9 && !strcmp(status, "paused"))
+        defer("SIGKILL to a paused container: Python thaws it after");
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)r->pid, 0);
     if (pidfd < 0)
         defer("pidfd_open");
@@ -483,6 +496,8 @@ static int do_start(const char *root, const char *id)
         defer("poststart hooks");
     if (strcmp(status_of(dirfd, r), "created"))
         defer("not created");
+    if (init_stopped(r->pid))
+        defer("init stopped");
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         defer("socket");
@@ -494,6 +509,20 @@ static int do_start(const char *root, const char *id)
     unlinkat(dirfd, "exec.sock", 0);
     char err[4096];
     ssize_t n;
+    /* bounded: an init stopped after its release is not waited for (start.py) */
+    struct pollfd pfd = {.fd = s, .events = POLLIN};
+    for (int stopped_ticks = 0;;) {
+        int k = poll(&pfd, 1, 100);
+        if (k > 0)
+            break;
+        if (k < 0 && errno != EINTR)
+            break;
+        stopped_ticks = init_stopped(r->pid) ? stopped_ticks + 1 : 0;
+        if (stopped_ticks > 20) {
+            setenv("OCIRT_START_STOPPED", "1", 1);
+            defer("init stopped after its release");
+        }
+    }
     do
         n = recv(s, err, sizeof err - 1, 0);
     while (n < 0 && errno == EINTR);

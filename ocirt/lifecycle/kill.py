@@ -51,6 +51,13 @@ def kill(cid, sig=_signal.SIGTERM, all_processes=False, root=None):
                     pass
         return
     signal_init(c.state, num)
+    if num == _signal.SIGKILL and status == "paused" and c.state.get("x_cgroup"):
+        # a frozen process dies only once thawed (cgroup v1): thaw it, as runc does
+        from ..cgroups import thaw
+        try:
+            thaw(c.state["x_cgroup"])
+        except OSError:
+            pass
 
 
 def signal_init(st, num):

@@ -14,9 +14,15 @@ def start(cid, root=None):
         if err is not None:
             # the C front released the init, which reported this instead of exec'ing
             _start_failed(c, err.encode())
+        if os.environ.pop("OCIRT_START_STOPPED", None):  # the C front released it
+            raise _stopped_error(c)
         status = c.status()
         if status != "created":
             raise WrongState(f"cannot start container {cid}: it is {status}, not created")
+        pid = c.state["pid"]
+        if _stopped(pid):
+            raise WrongState(f"cannot start container {cid}: its init (pid {pid}) is stopped;"
+                             f" continue it first (kill -CONT {pid})")
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -25,7 +31,7 @@ def start(cid, root=None):
         finally:
             os.close(dirfd)
         # init closes this connection by exec'ing (close-on-exec) or writes an error
-        err = s.recv(4096)
+        err = _wait_reply(s, c)
         s.close()
         if err:
             _start_failed(c, err)
@@ -35,6 +41,41 @@ def start(cid, root=None):
             run_list_warn(hooks, "poststart", c.oci_state())
     finally:
         c.unlock()
+
+
+STOPPED_GRACE = 2.0  # s an init may stay stopped after its release before start gives up
+
+
+def _stopped(pid):
+    return statemod.proc_start_time(pid)[1] in ("T", "t")
+
+
+def _wait_reply(s, c):
+    """init's answer: b"" once it has exec'd, else its error. Bounded: an init stopped
+    (SIGSTOP, a debugger) after its release is not waited for; it will exec when
+    continued."""
+    import select
+    import time
+    pid = c.state["pid"]
+    since = None
+    while True:
+        if select.select([s], [], [], 0.1)[0]:
+            try:
+                return s.recv(4096)
+            except ConnectionResetError:
+                return b"init exited before it could exec the process"
+        if not _stopped(pid):
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        elif time.monotonic() - since > STOPPED_GRACE:
+            raise _stopped_error(c)
+
+
+def _stopped_error(c):
+    pid = c.state["pid"]
+    return OcirtError(f"container {c.id}: its init (pid {pid}) was stopped before it could "
+                      f"exec the process; it will when continued (kill -CONT {pid})")
 
 
 def _start_failed(c, err):
