@@ -239,6 +239,10 @@ def _check_semantics(cfg):
             raise ConfigError(f"linux.{key}", "mappings need a user namespace in linux.namespaces")
     if "timeOffsets" in linux and "time" not in seen:
         raise ConfigError("linux.timeOffsets", "offsets need a time namespace in linux.namespaces")
+    if linux.get("timeOffsets") and any(n.get("type") == "time" and n.get("path")
+                                        for n in linux.get("namespaces") or []):
+        raise ConfigError("linux.timeOffsets", "a joined time namespace keeps its own offsets "
+                          "(they can only be set on a new one)")
     if (cfg.get("hostname") or cfg.get("domainname")):
         ns = [n for n in linux.get("namespaces") or [] if n.get("type") == "uts"]
         if not ns:

@@ -184,7 +184,7 @@ def prepare_rootfs(ctx):
 def _no_mknod(ctx):
     """Device nodes are bind-mounted from the host, not made with mknod, in a user
     namespace: a new one, or the one a rootless caller (rootless Podman) runs us in."""
-    return "user" in ctx.new_ns or getattr(ctx, "rootless", False)
+    return any(t == "user" for t, _ in ctx.namespaces) or getattr(ctx, "rootless", False)
 
 
 def enter_rootfs(ctx):

@@ -187,6 +187,8 @@ def _intermediate(ctx, chan, exec_listener):
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     chan.expect("go")
     _join(ctx)
+    if any(t == "user" for t, p in ctx.namespaces if p is not None):
+        _become_root_of_joined_userns(ctx)
     if "user" in ctx.new_ns:
         try:
             sc.unshare(sc.CLONE_NEWUSER)
@@ -213,6 +215,21 @@ def _intermediate(ctx, chan, exec_listener):
             _report(chan, e)
         os._exit(1)
     chan.send("init-pid", pid=pid)
+
+
+def _become_root_of_joined_userns(ctx):
+    """After setns into another container's user namespace our host uid is unmapped
+    there (files we made would fail with EOVERFLOW): become its root, and take over
+    whether it allows setgroups."""
+    if _mapped(0, "/proc/self/gid_map"):
+        os.setresgid(0, 0, 0)
+    if _mapped(0):
+        os.setresuid(0, 0, 0)
+    try:
+        with open("/proc/self/setgroups") as f:
+            ctx.setgroups_denied = f.read().strip() == "deny"
+    except OSError:
+        pass
 
 
 def _init_directly(ctx, chan, exec_listener):

@@ -88,6 +88,48 @@ def test_user_namespace_process_sees_mapped_ids(ocirt, bundle):
     assert lines[2].split() == ["0", "100000", "65536"]
 
 
+def test_join_another_containers_user_namespace(ocirt):
+    """linux.namespaces user with the path of another container's: no mappings of its
+    own; the process is root of that namespace (its files are made as the mapped
+    root, not refused with EOVERFLOW), device nodes are bound, not made."""
+    _kernel_has("user")
+    a = ocirt.bundle(SLEEP)
+    a.linux["namespaces"].append({"type": "user"})
+    a.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    a.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    a.write()
+    ca, pa = _created(ocirt, a)
+    b = ocirt.bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; "
+                      "touch /tmp/f && stat -c %u /tmp/f"])
+    b.linux["namespaces"].append({"type": "user", "path": f"/proc/{pa}/ns/user"})
+    b.config["root"]["readonly"] = False
+    b.write()
+    r = ocirt.run(ocirt.new_id(), b).ok()
+    lines = r.lines
+    assert lines[0].split() == ["0", "100000", "65536"]
+    assert lines[1].split() == ["0", "200000", "65536"]
+    assert lines[2:] == ["0", "0"]
+    ocirt.delete(ca, "--force").ok()
+
+
+def test_join_another_containers_time_namespace(ocirt):
+    _kernel_has("time")
+    a = ocirt.bundle(SLEEP)
+    a.linux["namespaces"].append({"type": "time"})
+    a.linux["timeOffsets"] = {"boottime": {"secs": 86400 * 365}}
+    a.write()
+    ca, pa = _created(ocirt, a)
+    b = ocirt.bundle(["cut", "-d.", "-f1", "/proc/uptime"])
+    b.linux["namespaces"].append({"type": "time", "path": f"/proc/{pa}/ns/time"})
+    b.write()
+    r = ocirt.run(ocirt.new_id(), b).ok()
+    assert int(r.stdout) > 86400 * 365, "the joined time namespace's offset is not seen"
+    b.linux["timeOffsets"] = {"boottime": {"secs": 5}}
+    b.write()
+    assert_error(ocirt.run(ocirt.new_id(), b), "linux.timeOffsets", "joined")
+    ocirt.delete(ca, "--force").ok()
+
+
 @pytest.mark.parametrize("typ", ["pid", "network", "ipc", "uts", "cgroup"])
 def test_unlisted_namespace_is_inherited(ocirt, typ):
     """A type not in `namespaces`: the container MUST inherit the runtime's."""
