@@ -84,6 +84,7 @@ def _globals(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    cmd = None
     from .log import LOG
     try:
         g, rest = _globals(argv)
@@ -120,11 +121,11 @@ def main(argv=None):
         sys.stdout.write(command_help(cmd, h.flags))
         return 0
     except OcirtError as e:
-        return _fail(str(e), debug)
+        return _fail(str(e), debug, cmd)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - one line unless --debug
-        return _fail(f"{type(e).__name__}: {e}", debug)
+        return _fail(f"{type(e).__name__}: {e}", debug, cmd)
 
 
 def _help_of(cmd):
@@ -139,7 +140,8 @@ def _help_of(cmd):
     return command_help(cmd)
 
 
-def _fail(msg, debug):
+def _fail(msg, debug, cmd=None):
+    """One line, exit 1; `exec` exits 255 as runc's does (1 may be its process's)."""
     from .log import LOG
     if debug:
         import traceback
@@ -147,7 +149,7 @@ def _fail(msg, debug):
     LOG.error(msg)
     sys.stderr.write(f"ocirt: {msg}\n")
     sys.stderr.flush()
-    return 1
+    return 255 if cmd == "exec" else 1
 
 
 if __name__ == "__main__":

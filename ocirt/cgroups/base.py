@@ -1,7 +1,7 @@
 """What both drivers share: resource validation helpers, the Cgroup base class."""
 import os
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OcirtError
 from . import fs
 
 RES = "linux.resources"
@@ -220,6 +220,11 @@ def pids_max(limit):
     """pids.max for linux.resources.pids.limit: -1 is "max"; 0 is 1, as runc writes it
     (systemd has no TasksMax=0; init alone fits either way)."""
     return limit if limit > 0 else ("max" if limit < 0 else 1)
+
+
+def not_empty_error(d):
+    return OcirtError(f"linux.cgroupsPath: container's cgroup is not empty: {d} already holds "
+                      "processes; a container needs a cgroup of its own")
 
 
 def frozen_error(d, knob):

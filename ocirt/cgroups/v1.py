@@ -91,8 +91,7 @@ class V1Cgroup(base.Cgroup):
                     fs.read(os.path.join(d, "freezer.state")).strip() != "THAWED":
                 raise base.frozen_error(d, "freezer.state")
             if not new and fs.procs(d, recursive=False):
-                raise OcirtError(f"linux.cgroupsPath: cgroup {d} already holds processes;"
-                                 " a container needs a cgroup of its own")
+                raise base.not_empty_error(d)
 
     def add_pid(self, pid):
         for _, _, d in self.hier:

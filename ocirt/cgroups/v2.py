@@ -106,8 +106,7 @@ class V2Cgroup(base.Cgroup):
             raise base.frozen_error(self.dir, "cgroup.freeze")
         if not self.created or self.created[-1] != self.dir:
             if fs.procs(self.dir, recursive=False):
-                raise OcirtError(f"linux.cgroupsPath: cgroup {self.dir} already holds "
-                                 "processes; a container needs a cgroup of its own")
+                raise base.not_empty_error(self.dir)
 
     def add_pid(self, pid):
         try:

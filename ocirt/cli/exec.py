@@ -24,8 +24,6 @@ def main(g, argv):
         raise OcirtError("--preserve-fds must not be negative")
     if o["pidfd-socket"]:
         raise OcirtError("--pidfd-socket is not supported")
-    if o["ignore-paused"]:
-        raise OcirtError("--ignore-paused is not supported: resume the container first")
     gids = []
     for item in o["additional-gids"]:
         gids.extend(x for x in item.split(",") if x)
@@ -35,4 +33,5 @@ def main(g, argv):
                         console_socket=o["console-socket"], env=o["env"], cwd=o["cwd"],
                         user=o["user"], additional_gids=gids, caps=o["cap"],
                         no_new_privs=o["no-new-privs"], preserve_fds=o["preserve-fds"],
-                        apparmor=o["apparmor"], process_label=o["process-label"])
+                        apparmor=o["apparmor"], process_label=o["process-label"],
+                        ignore_paused=o["ignore-paused"])

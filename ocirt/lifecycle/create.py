@@ -18,6 +18,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     `park`: init gives back its code pages while it waits (`run`, which starts it
     at once, says False: they would only fault back in)."""
     root = root or statemod.default_root()
+    if pid_file:
+        check_pid_file(pid_file)
     c = statemod.Container(root, cid)
     bundle = os.path.abspath(bundle or ".")
     cfg = config.load(bundle)
@@ -176,15 +178,25 @@ def _hook_state(c, status, pid):
     return st
 
 
+def check_pid_file(path):
+    """Before any process starts: the pid file's directory must exist."""
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise OcirtError(f"--pid-file {path}: directory {d} does not exist")
+
+
 def _write_pid_file(path, pid):
     path = os.path.abspath(path)
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        raise OcirtError(f"--pid-file {path}: {e.strerror}") from None
 
 
 def _rfc3339():

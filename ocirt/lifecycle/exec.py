@@ -123,14 +123,20 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
 def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=False,
                  pid_file=None, console_socket=None, env=(), cwd=None, user=None,
                  additional_gids=(), caps=(), no_new_privs=None, preserve_fds=0,
-                 apparmor=None, process_label=None):
+                 apparmor=None, process_label=None, ignore_paused=False):
+    if pid_file:
+        from .create import check_pid_file
+        check_pid_file(pid_file)
     c = statemod.Container(root or statemod.default_root(), cid)
     st = c.load()
     status = c.status()
     if status == "stopped":
         raise OcirtError(f"cannot exec in a stopped container {cid}: container not running")
+    if status == "paused" and ignore_paused:
+        status = _wait_resumed(c)
     if status == "paused":
-        raise OcirtError(f"cannot exec in a paused container {cid} (resume it first)")
+        raise OcirtError(f"cannot exec in a paused container {cid} (resume it first, or "
+                         "use --ignore-paused to wait for that)")
     saved = st.get("x_exec")
     if saved:  # the config as it was at create
         cfg = {"ociVersion": saved["ociVersion"], "process": saved["process"],
@@ -235,6 +241,23 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+PAUSED_WAIT = 60.0  # s exec --ignore-paused waits for a resume
+
+
+def _wait_resumed(c):
+    """exec --ignore-paused: wait until the container is resumed (a process moved into
+    a frozen cgroup would freeze midway through its set-up), at most PAUSED_WAIT."""
+    import time
+    deadline = time.monotonic() + PAUSED_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = c.status()
+        if status != "paused":
+            return status
+    raise OcirtError(f"exec --ignore-paused: container {c.id} was still paused after "
+                     f"{PAUSED_WAIT:.0f} s")
 
 
 def _forward(pid, num):

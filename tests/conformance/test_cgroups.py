@@ -730,3 +730,17 @@ def test_memory_limit_too_small_for_init(ocirt, verb):
                         "linux.resources.memory.limit", "OOM-killed")
     assert "4096" in line
     assert ocirt.state_dirs() == []
+
+
+def test_second_container_in_a_cgroup_in_use_is_refused(ocirt):
+    """runc: "container's cgroup is not empty"; the first container is untouched."""
+    cid, b = mk(ocirt, ["sleep", "600"])
+    ocirt.create(cid, b).ok()
+    b2 = ocirt.bundle(["true"])
+    b2.config["linux"]["cgroupsPath"] = cg_path(ocirt, cid)
+    b2.write()
+    for verb in ("run", "create"):
+        assert_error(ocirt(verb, "--bundle", b2.path, ocirt.new_id()), "linux.cgroupsPath",
+                     "container's cgroup is not empty")
+    assert ocirt.status(cid) == "created"
+    ocirt.delete(cid, "--force").ok()

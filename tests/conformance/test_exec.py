@@ -193,6 +193,42 @@ def test_exec_into_paused_container_is_an_error(ocirt):
     ocirt.delete(cid, "--force").ok()
 
 
+def test_exec_ignore_paused_waits_for_the_resume(ocirt):
+    """runc's --ignore-paused: exec into a paused container goes ahead once it is
+    resumed (here 1 s later); without the flag it is refused (exit 255)."""
+    import threading
+    cid, _ = running(ocirt)
+    ocirt("pause", cid).ok()
+    t = threading.Timer(1.0, lambda: ocirt("resume", cid))
+    t.start()
+    try:
+        r = ocirt("exec", "--ignore-paused", cid, "echo", "ok")
+    finally:
+        t.join()
+    assert r.returncode == 0 and r.stdout == "ok\n", r
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_exec_errors_exit_255(ocirt, tmp_path):
+    """runc's exit codes for exec: the process's own status, 255 for exec's errors
+    (a missing pid-file dir, a missing program, a missing container)."""
+    cid, _ = running(ocirt)
+    assert ocirt("exec", cid, "false").returncode == 1
+    assert ocirt("exec", cid, "sh", "-c", "exit 42").returncode == 42
+    assert_error(ocirt("exec", "--pid-file", "/non-existent/directory", cid, "true"),
+                 "--pid-file", "/non-existent")
+    assert_error(ocirt("exec", cid, "no-such-binary"), "no-such-binary")
+    assert_error(ocirt("exec", "no_such_container", "true"), "does not exist")
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_create_pid_file_in_a_missing_dir(ocirt, bundle):
+    cid = ocirt.new_id()
+    assert_error(ocirt.create(cid, bundle, "--pid-file", "/non-existent/dir/pid"),
+                 "--pid-file")
+    assert ocirt.state_dirs() == []
+
+
 def test_preserve_fds(ocirt):
     cid, _ = running(ocirt)
     rfd, wfd = os.pipe()
