@@ -42,6 +42,15 @@ MS_LAZYTIME = 0x2000000
 
 MNT_DETACH = 0x2
 
+# open_tree / mount_setattr / move_mount (idmapped mounts)
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_IDMAP = 0x00100000
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
 # openat2 resolve flags
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -155,6 +164,28 @@ class Real:
                                           out, out + 1)
         return rc, out[0], out[1]
 
+    def open_tree(self, dfd, path, flags):
+        return self._check(self.lib.ocirt_open_tree(dfd, path.encode(), flags), "open_tree",
+                           path)
+
+    def move_mount(self, from_dfd, from_path, to_dfd, to_path, flags):
+        return self._check(self.lib.ocirt_move_mount(from_dfd, from_path.encode(), to_dfd,
+                                                     to_path.encode(), flags), "move_mount")
+
+    def mount_setattr(self, dfd, path, flags, attr_set, attr_clr=0, propagation=0,
+                      userns_fd=0):
+        return self._check(self.lib.ocirt_mount_setattr(dfd, path.encode(), flags, attr_set,
+                                                        attr_clr, propagation, userns_fd),
+                           "mount_setattr")
+
+    def userns_fd(self, uid_map, gid_map):
+        """A new user namespace with these maps (text), as an fd; OSError names the
+        step that failed."""
+        stage = self.ffi.new("int *")
+        rc = self.lib.ocirt_userns_fd(uid_map.encode(), gid_map.encode(), stage)
+        what = {1: "clone", 2: "uid_map", 3: "gid_map", 4: "open"}.get(stage[0], "userns")
+        return self._check(rc, f"user namespace ({what})")
+
     def park(self, fd):
         return self._check(self.lib.ocirt_park(fd), "accept")
 
@@ -240,6 +271,14 @@ def protect_paths(paths, readonly):
     device, 4 read-only). None when the implementation has no batch call (fakes)."""
     f = getattr(impl(), "protect_paths", None)
     return None if f is None else f(paths, readonly)
+def open_tree(dfd, path, flags): return impl().open_tree(dfd, path, flags)
+def move_mount(from_dfd, from_path, to_dfd, to_path, flags):
+    return impl().move_mount(from_dfd, from_path, to_dfd, to_path, flags)
+def mount_setattr(dfd, path, flags, attr_set, attr_clr=0, propagation=0, userns_fd=0):
+    return impl().mount_setattr(dfd, path, flags, attr_set, attr_clr, propagation, userns_fd)
+def userns_fd(uid_map, gid_map): return impl().userns_fd(uid_map, gid_map)
+
+
 def park(fd=-1):
     """MADV_DONTNEED this process's code (private executable file mappings), then,
     with fd >= 0, accept a connection on it (close-on-exec) and return it."""

@@ -40,6 +40,13 @@ ffibuilder.cdef("""
                             unsigned long long deadline, unsigned long long period);
     long ocirt_bpf(int cmd, void *attr, unsigned int size);
     int ocirt_protect_paths(const char *paths, int n, int readonly, int *failed, int *stage);
+    int ocirt_open_tree(int dfd, const char *path, unsigned int flags);
+    int ocirt_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
+                         unsigned int flags);
+    int ocirt_mount_setattr(int dfd, const char *path, unsigned int flags,
+                            unsigned long long attr_set, unsigned long long attr_clr,
+                            unsigned long long propagation, int userns_fd);
+    int ocirt_userns_fd(const char *uid_map, const char *gid_map, int *stage);
 """)
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.c")) as f:

@@ -314,3 +314,86 @@ int ocirt_protect_paths(const char *paths, int n, int readonly, int *failed, int
     *stage = 0;
     return 0;
 }
+
+/* Idmapped mounts: a detached copy of a mount tree (open_tree), idmapped through a
+ * user namespace (mount_setattr), later attached where init wants it (move_mount). */
+#include <sys/wait.h>
+#include <signal.h>
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+struct ocirt_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
+int ocirt_open_tree(int dfd, const char *path, unsigned int flags)
+{ RET(syscall(SYS_open_tree, dfd, path, flags)); }
+int ocirt_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
+                     unsigned int flags)
+{ RET(syscall(SYS_move_mount, from_dfd, from_path, to_dfd, to_path, flags)); }
+int ocirt_mount_setattr(int dfd, const char *path, unsigned int flags,
+                        unsigned long long attr_set, unsigned long long attr_clr,
+                        unsigned long long propagation, int userns_fd)
+{
+    struct ocirt_mount_attr a = {attr_set, attr_clr, propagation, (unsigned long long)userns_fd};
+    RET(syscall(SYS_mount_setattr, dfd, path, flags, &a, sizeof a));
+}
+
+static int ocirt_write_file(const char *path, const char *data)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = strlen(data);
+    ssize_t w = write(fd, data, n);
+    int err = w < 0 ? -errno : (w == (ssize_t)n ? 0 : -EIO);
+    close(fd);
+    return err;
+}
+
+/* An fd of a new user namespace with these uid_map/gid_map contents (lines of
+ * "inside outside count"); -errno, with *stage 1 (fork), 2 (uid_map), 3 (gid_map),
+ * 4 (open). The holder process is a raw clone that only waits on a pipe. */
+int ocirt_userns_fd(const char *uid_map, const char *gid_map, int *stage)
+{
+    int p[2];
+    *stage = 1;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+        char c;
+        close(p[1]);
+        (void)!read(p[0], &c, 1);
+        _exit(0);
+    }
+    int err = pid < 0 ? -errno : 0;
+    close(p[0]);
+    int fd = -1;
+    if (!err) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/uid_map", pid);
+        *stage = 2;
+        err = ocirt_write_file(path, uid_map);
+        if (!err) {
+            snprintf(path, sizeof path, "/proc/%ld/gid_map", pid);
+            *stage = 3;
+            err = ocirt_write_file(path, gid_map);
+        }
+        if (!err) {
+            snprintf(path, sizeof path, "/proc/%ld/ns/user", pid);
+            *stage = 4;
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                err = -errno;
+        }
+    }
+    close(p[1]);
+    if (pid > 0)
+        while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    return err ? err : fd;
+}

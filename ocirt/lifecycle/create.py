@@ -42,6 +42,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     ctx.setgroups_denied = _rootless.check_config(cfg, ctx.rootless)
     # Everything init will need after pivot_root is imported now, before the fork.
     from ..process import init  # noqa: F401
+    from ..rootfs import idmap as _idmap
     from .. import syscalls
     syscalls.impl()  # load the shim once here, not in each forked child
     c.make_dir()
@@ -83,9 +84,12 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         cg = _cgroup(cfg, cid, root, ctx.rootless)
         ctx.cgroup = cg
         c.state["x_cgroup"] = cg.to_state() if cg else None
+        if any(_idmap.wanted(m) for m in cfg.get("mounts") or []):
+            ctx.idmap_fds = _idmap.prepare(cfg, bundle)  # after caller_fds was taken
         from .. import _bundle
         _bundle.release()  # imports are done; init need not keep the modules' file
         init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)
+        _close_idmap_fds(ctx)
         listener.close()
         listener = None
         c.state["pid"] = init_pid
@@ -94,6 +98,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if pid_file:
             _write_pid_file(pid_file, init_pid)
     except BaseException as e:
+        _close_idmap_fds(ctx)
         if listener is not None:
             listener.close()
         if init_pid:
@@ -118,6 +123,12 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         raise
     c.unlock()
     return init_pid
+
+
+def _close_idmap_fds(ctx):
+    for fd in ctx.idmap_fds.values():
+        os.close(fd)
+    ctx.idmap_fds = {}
 
 
 def _oom_killed(cg):

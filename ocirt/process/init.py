@@ -29,8 +29,6 @@ def run_init(ctx, chan, exec_listener):
     os.setsid()
 
     # --- process attributes that need no filesystem
-    set_rlimits(proc.get("rlimits"), "process",
-                " (raising a hard limit needs CAP_SYS_RESOURCE)")
     if "oomScoreAdj" in proc:
         procfs.write("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
     if "personality" in linux:
@@ -66,6 +64,10 @@ def run_init(ctx, chan, exec_listener):
     if proc.get("terminal"):
         ctx.setup_terminal()
     finish_rootfs(ctx)
+    # rlimits once the set-up's own fds are closed (a low RLIMIT_NOFILE must not fail
+    # it; runc sets them later still, from the parent), before CAP_SYS_RESOURCE goes
+    set_rlimits(proc.get("rlimits"), "process",
+                " (raising a hard limit needs CAP_SYS_RESOURCE)")
 
     # --- identity: bounding set, uid/gid, capabilities
     user = proc.get("user") or {}
@@ -169,7 +171,7 @@ def prepare_rootfs(ctx):
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, m in enumerate(cfg.get("mounts") or []):
-            mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup)
+            mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, ctx.idmap_fds.get(i))
         if devices.needs_dev_setup(cfg):
             devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
             devices.create_links(rootfd)
@@ -179,6 +181,9 @@ def prepare_rootfs(ctx):
                                    bind_from_host=_no_mknod(ctx))
     finally:
         os.close(rootfd)
+        for fd in ctx.idmap_fds.values():
+            os.close(fd)
+        ctx.idmap_fds = {}
 
 
 def _no_mknod(ctx):

@@ -50,6 +50,7 @@ class InitContext:
         self.state_for_hooks = None  # status -> OCI state dict for hooks and seccomp agents
         self.init_pid = None  # init's host pid, once the intermediate has reported it
         self.close_in_child = []  # fds of the create process init must not keep (locks)
+        self.idmap_fds = {}  # mount index -> detached idmapped tree (rootfs/idmap.py)
 
     def run_hooks(self, phase):
         if self.hooks is not None:

@@ -40,17 +40,17 @@ PROPAGATION = {
     "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
-_UNSUPPORTED = {"idmap", "ridmap"}
 # Flags that only a remount can change on a bind mount.
 _BIND_ATTRS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME
                | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
 
 
 class MountOptions:
-    __slots__ = ("flags", "propagation", "data")
+    __slots__ = ("flags", "propagation", "data", "idmap")
 
-    def __init__(self, flags, propagation, data):
+    def __init__(self, flags, propagation, data, idmap=None):
         self.flags, self.propagation, self.data = flags, propagation, data
+        self.idmap = idmap  # None, "idmap" or "ridmap" (recursive)
 
     @property
     def is_bind(self):
@@ -61,19 +61,20 @@ def parse_options(options, where="mounts"):
     flags = 0
     prop = []
     data = []
+    idmap = None
     for i, opt in enumerate(options or []):
         if opt in _FLAGS:
             s, c = _FLAGS[opt]
             flags = (flags | s) & ~c
         elif opt in PROPAGATION:
             prop.append(PROPAGATION[opt])
-        elif opt in _UNSUPPORTED:
-            raise ConfigError(f"{where}.options[{i}]", f"{opt!r} mounts are not supported")
+        elif opt in ("idmap", "ridmap"):
+            idmap = opt if idmap != "ridmap" else idmap
         elif opt == "tmpcopyup" or opt.startswith("x-"):
             pass  # userspace-only options
         else:
             data.append(opt)
-    return MountOptions(flags, prop, ",".join(data))
+    return MountOptions(flags, prop, ",".join(data), idmap)
 
 
 def mount_type(m):
@@ -133,7 +134,9 @@ def make_in_root(rootfd, path, is_dir=True, mode=0o755):
 
 # --- mounting -----------------------------------------------------------------
 
-def do_mount(rootfd, m, index, bundle, cgroup_mounter=None):
+def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None):
+    """One entry of `mounts`; `idmapped`: the detached, idmapped tree the parent made
+    for it (rootfs/idmap.py), attached here instead of a bind mount."""
     where = f"mounts[{index}]"
     dest = m["destination"]
     if not dest.startswith("/"):
@@ -143,7 +146,9 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None):
         opts.flags |= sc.MS_BIND
     fstype = mount_type(m)
     source = m.get("source") or fstype or "none"
-    if opts.is_bind:
+    if opts.is_bind and idmapped is not None:  # opened by the parent, maybe out of our reach
+        src_is_dir = os.path.isdir(f"/proc/self/fd/{idmapped}")
+    elif opts.is_bind:
         if not source.startswith("/"):
             source = os.path.join(bundle, source)
         try:
@@ -166,7 +171,11 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None):
         if fstype == "cgroup" and cgroup_mounter is not None:
             cgroup_mounter(target, opts, where)
         elif opts.is_bind:
-            sc.mount(source, target, None, opts.flags & (sc.MS_BIND | sc.MS_REC), None)
+            if idmapped is not None:
+                sc.move_mount(idmapped, "", destfd, "",
+                              sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+            else:
+                sc.mount(source, target, None, opts.flags & (sc.MS_BIND | sc.MS_REC), None)
             attrs = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
             if attrs:
                 # the fd now names the mount point below the new bind mount: reopen it

@@ -117,11 +117,12 @@ def test_userspace_options_dropped():
     assert o.data == "" and o.flags == 0
 
 
-@pytest.mark.parametrize("opt", ["idmap", "ridmap"])
-def test_unsupported_option_names_its_path(opt):
-    with pytest.raises(ConfigError) as e:
-        mounts.parse_options(["rbind", opt], "mounts[3]")
-    assert e.value.path == "mounts[3].options[1]"
+@pytest.mark.parametrize("opts,want", [(["rbind", "idmap"], "idmap"),
+                                       (["rbind", "ridmap"], "ridmap"),
+                                       (["ridmap", "idmap"], "ridmap"), (["rbind"], None)])
+def test_idmap_options(opts, want):
+    o = mounts.parse_options(opts, "mounts[3]")
+    assert o.idmap == want and o.data == ""
 
 
 def test_mount_type():
