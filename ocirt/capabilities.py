@@ -61,8 +61,8 @@ def parse(caps, where="process.capabilities", warn=False):
         if n in grantable:
             amb.append(n)
         else:
-            dropped.append(f"{where}.ambient: cannot raise {NAMES[n]}: an ambient "
-                           "capability must be permitted and inheritable too")
+            dropped.append(f"{where}.ambient: can't raise ambient capability {NAMES[n]}: "
+                           "it must be permitted and inheritable too")
     out["ambient"] = amb
     if warn and dropped:
         from .log import LOG

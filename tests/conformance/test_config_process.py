@@ -287,8 +287,16 @@ def test_ambient_capability_not_inheritable_is_a_warning(ocirt, bundle):
     r = ocirt.run(ocirt.new_id(), bundle).ok()
     caps = status_fields(r.stdout)
     assert int(caps["CapAmb"], 16) == mask("CAP_CHOWN")
-    assert "cannot raise CAP_KILL" in r.stderr and "process.capabilities.ambient" in r.stderr
+    assert "can't raise ambient capability CAP_KILL: " in r.stderr
+    assert "process.capabilities.ambient" in r.stderr
     assert "CAP_CHOWN" not in r.stderr
+
+
+def test_user_without_gid_is_gid_0(ocirt, bundle):
+    """The spec calls uid and gid REQUIRED; runc and crun take a missing one as 0."""
+    bundle.process["user"] = {"uid": 1000}
+    r = ocirt.run_sh(bundle, "id -u; id -g").ok()
+    assert r.lines == ["1000", "0"]
 
 
 def test_runc_spec_default_bundle_runs(ocirt, bundle):
@@ -305,7 +313,7 @@ def test_runc_spec_default_bundle_runs(ocirt, bundle):
     r = ocirt.run(ocirt.new_id(), bundle).ok()
     assert r.stdout.splitlines()[0] == "hello"
     assert r.stdout.splitlines()[1].split()[1] == "0000000000000000"
-    assert "cannot raise CAP_AUDIT_WRITE" in r.stderr
+    assert "can't raise ambient capability CAP_AUDIT_WRITE" in r.stderr
 
 
 # --- noNewPrivileges, oomScoreAdj, personality ------------------------------------------

@@ -456,7 +456,6 @@ INVALID = [
     ("gid-string", mutate(R, ["process", "user", "gid"], "0"), "config", "process.user.gid", "must be an integer"),
     ("uid-float", mutate(R, ["process", "user", "uid"], 1.0), "config", "process.user.uid", "must be an integer"),
     ("uid-bool", mutate(R, ["process", "user", "uid"], True), "config", "process.user.uid", "must be an integer"),
-    ("no-gid", mutate(R, ["process", "user", "gid"], delete=True), "config", "process.user.gid", "is required"),
     ("additionalGids", mutate(R, ["process", "user", "additionalGids"], [1, -2]), "config",
      "process.user.additionalGids[1]", "must be an integer >= 0"),
     ("terminal", mutate(R, ["process", "terminal"], "true"), "config", "process.terminal", "must be a boolean"),
