@@ -7,6 +7,16 @@ MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/late
 READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
+def _cgroupns():
+    """A cgroup namespace on a pure cgroup v2 host only, as runc's spec has it (on v1 or
+    hybrid hosts, tools expect to see the container's cgroup paths)."""
+    try:
+        from .cgroups import detect
+        return ("cgroup",) if detect() == "v2" else ()
+    except Exception:  # noqa: BLE001 - no cgroup fs at all: none to namespace
+        return ()
+
+
 def default_spec(rootless=False, uid=0, gid=0):
     spec = {
         "ociVersion": "1.2.0",
@@ -42,16 +52,16 @@ def default_spec(rootless=False, uid=0, gid=0):
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount",
-                                                 "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")
+                           + _cgroupns()],
             "maskedPaths": list(MASKED),
             "readonlyPaths": list(READONLY),
         },
     }
     if rootless:
         linux = spec["linux"]
-        linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup",
-                                                     "user")]
+        linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")
+                               + _cgroupns() + ("user",)]
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
         # no limits: an unprivileged user may have no cgroup to apply them in

@@ -329,10 +329,11 @@ def test_cgroup_mount_shows_the_containers_own_cgroup(ocirt):
                             "touch /sys/fs/cgroup/x 2>/dev/null && echo writable || echo ro; "
                             "cat /proc/self/cgroup"],
                     {"memory": {"limit": 48 << 20}})
-        if not with_ns:
-            b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
-                                               if n["type"] != "cgroup"]
-            b.write()
+        b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
+                                           if n["type"] != "cgroup"]
+        if with_ns:
+            b.config["linux"]["namespaces"].append({"type": "cgroup"})
+        b.write()
         r = ocirt.run(cid, b).ok()
         lines = r.stdout.splitlines()
         assert lines[0] == str(48 << 20), (with_ns, r)

@@ -28,9 +28,20 @@ def _kernel_has(name):
 def created_default(module_ocirt):
     """One created container of the default config: (id, init pid)."""
     b = module_ocirt.bundle(SLEEP)
+    set_namespaces(b.config, DEFAULT)
+    b.write()
     cid, pid = _created(module_ocirt, b)
     yield cid, pid
     module_ocirt.delete(cid, "--force").ok()
+
+
+def test_default_spec_has_a_cgroup_namespace_on_pure_v2_only(ocirt):
+    """As runc's spec: on a v1 or hybrid host the container sees its cgroup paths."""
+    from helpers import default_spec
+    with open("/proc/self/mountinfo") as f:
+        v1 = any(line.partition(" - ")[2].startswith("cgroup ") for line in f)
+    types = [n["type"] for n in default_spec()["linux"]["namespaces"]]
+    assert ("cgroup" in types) == (not v1), types
 
 
 @pytest.mark.parametrize("typ", DEFAULT)
