@@ -34,6 +34,8 @@ def load(bundle):
         raise ConfigError("", f"config.json is not valid JSON: {e}") from None
     if b"\\u0000" in raw:  # a NUL can only come escaped; C would cut the string there
         check_no_nul(cfg)
+    if b'"pagesize"' in raw:
+        _go_key_aliases(cfg)
     # The schema check depends on the bytes alone: a document that passed once
     # passes again (the semantic checks, which look at the host, always run).
     key = raw + b"\0" + _schema_stamp()
@@ -177,6 +179,16 @@ def cache_put(kind, key, payload):
             os.unlink(tmp)
         except (OSError, UnboundLocalError):
             pass
+
+
+def _go_key_aliases(cfg):
+    """runc decodes JSON with Go, whose keys match case-insensitively; configs written
+    for it (runc's own suite among them) say hugepageLimits[].pagesize. Taken as
+    pageSize (docs/compat.md), the one such spelling known in the wild."""
+    res = (cfg.get("linux") or {}).get("resources") if isinstance(cfg, dict) else None
+    for h in (res or {}).get("hugepageLimits") or [] if isinstance(res, dict) else []:
+        if isinstance(h, dict) and "pagesize" in h and "pageSize" not in h:
+            h["pageSize"] = h.pop("pagesize")
 
 
 def check_no_nul(obj, where=""):

@@ -192,6 +192,10 @@ def plan(dirs, res, field, linux_devices=None, update=False):
                               " cgroup2 hierarchy")
         for k, v in uni.items():
             _check_unified_key(k, v, f)
+            if not os.path.exists(os.path.join(d, k)):
+                raise ConfigError(f"{f}.{k}", f"invalid configuration: {k} is not in the "
+                                  "cgroup v2 hierarchy of this hybrid host (its controllers "
+                                  "are cgroup v1's: use the v1 fields)")
             ops.append(_w(d, k, v, f"{f}.{k}"))
     if "devices" in res and (res["devices"] is not None or not update):
         from . import devices

@@ -745,3 +745,13 @@ def test_second_container_in_a_cgroup_in_use_is_refused(ocirt):
                      "container's cgroup is not empty")
     assert ocirt.status(cid) == "created"
     ocirt.delete(cid, "--force").ok()
+
+
+@pytest.mark.skipif(not V1, reason="cgroup v1 / hybrid host only (this host is pure v2)")
+def test_unified_resources_on_a_v1_host_are_invalid(ocirt):
+    """runc: "invalid configuration": a v2 file such as memory.min has no controller
+    in a hybrid host's cgroup v2 hierarchy."""
+    cid, b = mk(ocirt, ["true"], {"unified": {"memory.min": "131072"}})
+    assert_error(ocirt.create(cid, b), "linux.resources.unified.memory.min",
+                 "invalid configuration")
+    assert ocirt.state_dirs() == []

@@ -225,3 +225,16 @@ def test_namespaces_helper():
     c = cfg()
     c["linux"]["namespaces"] = [{"type": "pid"}, {"type": "network", "path": "/x"}]
     assert config.namespaces(c) == [("pid", None), ("network", "/x")]
+
+
+def test_hugepage_pagesize_spelling_of_go_configs(tmp_path):
+    """runc reads JSON keys case-insensitively (Go): `pagesize` is taken as pageSize."""
+    import json
+    from ocirt import config
+    (tmp_path / "rootfs").mkdir()
+    cfg = {"ociVersion": "1.2.0", "root": {"path": "rootfs"},
+           "process": {"args": ["true"], "cwd": "/"},
+           "linux": {"resources": {"hugepageLimits": [{"pagesize": "2MB", "limit": 1}]}}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    got = config.load(str(tmp_path))
+    assert got["linux"]["resources"]["hugepageLimits"] == [{"pageSize": "2MB", "limit": 1}]
