@@ -239,10 +239,8 @@ def _check_semantics(cfg):
             _check_ns_path(f"linux.namespaces[{i}].path", p, t)
     if "mount" not in seen:
         # Without a mount namespace "/" after chroot is the host mount holding the
-        # rootfs: remounting or re-propagating it would change the host.
-        if (cfg.get("root") or {}).get("readonly"):
-            raise ConfigError("root.readonly", "a read-only rootfs needs a mount namespace "
-                              "in linux.namespaces")
+        # rootfs: re-propagating it would change the host. (A read-only root gets a
+        # bind mount of its own: process/init.py.)
         if linux.get("rootfsPropagation"):
             raise ConfigError("linux.rootfsPropagation", "needs a mount namespace in "
                               "linux.namespaces")

@@ -65,6 +65,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             "annotations": cfg.get("annotations") or {},
             "x_cgroup": None,  # below
             "x_host_mounts": not ctx.own_mount_ns,
+            "x_rootfs_bind": _rootfs_self_bind(ctx),
             "x_hooks": (cfg.get("hooks") or {}).get("poststop") or [],
             "x_hooks_poststart": (cfg.get("hooks") or {}).get("poststart") or [],
             # what `exec` needs, as created (later edits of config.json don't count)
@@ -112,7 +113,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             remove(cg.to_state())
         if not ctx.own_mount_ns:
             from ..rootfs.mounts import unmount_below
-            unmount_below(rootfs)
+            unmount_below(rootfs, self_bind=_rootfs_self_bind(ctx))
         c.remove_dir()
         if oom:
             lim = (((cfg.get("linux") or {}).get("resources") or {}).get("memory")
@@ -123,6 +124,12 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         raise
     c.unlock()
     return init_pid
+
+
+def _rootfs_self_bind(ctx):
+    """A read-only root without a mount namespace: init binds the rootfs onto itself in
+    the host's namespace and makes that read-only (delete unmounts it)."""
+    return not ctx.own_mount_ns and bool((ctx.cfg.get("root") or {}).get("readonly"))
 
 
 def _close_idmap_fds(ctx):

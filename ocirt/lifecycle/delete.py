@@ -73,7 +73,7 @@ def destroy(c):
         remove(st["x_cgroup"])
     if st.get("x_host_mounts"):
         from ..rootfs.mounts import unmount_below
-        unmount_below(st["rootfs"])
+        unmount_below(st["rootfs"], self_bind=st.get("x_rootfs_bind", False))
     hooks = st.get("x_hooks")
     if hooks:
         from ..hooks import run_list_warn

@@ -167,7 +167,10 @@ def prepare_rootfs(ctx):
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE, None)
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
     # Without a mount namespace the mounts land in the host's (as with runc);
-    # `delete` unmounts everything below the rootfs.
+    # `delete` unmounts everything below the rootfs. A read-only root then needs a
+    # mount of its own to remount: the rootfs bound onto itself (delete removes it).
+    elif (cfg.get("root") or {}).get("readonly"):
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, m in enumerate(cfg.get("mounts") or []):

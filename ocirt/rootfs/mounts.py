@@ -237,9 +237,11 @@ def remount_bind(target, attrs):
         sc.mount(None, target, None, flags | locked, None)
 
 
-def unmount_below(rootfs):
+def unmount_below(rootfs, self_bind=False):
     """Detach every mount strictly below `rootfs` in this mount namespace, deepest first
-    (what a container without its own mount namespace left on the host)."""
+    (what a container without its own mount namespace left on the host); with
+    `self_bind`, then the bind of the rootfs onto itself that a read-only root needs
+    there (the top mount at rootfs only: the engine's own stays)."""
     prefix = rootfs.rstrip("/") + "/"
     found = []
     with open("/proc/self/mountinfo") as f:
@@ -250,5 +252,10 @@ def unmount_below(rootfs):
     for point in sorted(found, key=len, reverse=True):
         try:
             sc.umount2(point, sc.MNT_DETACH)
+        except OSError:
+            pass
+    if self_bind:
+        try:
+            sc.umount2(rootfs, sc.MNT_DETACH)
         except OSError:
             pass
