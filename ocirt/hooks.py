@@ -29,10 +29,10 @@ PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "pos
           "poststop")
 
 
-def _env(hook):
+def _env(hook, default=None):
     env = hook.get("env")
     if env is None:
-        return None
+        return default
     out = {}
     for item in env:
         k, sep, v = item.partition("=")
@@ -41,9 +41,10 @@ def _env(hook):
     return out
 
 
-def run_hook(hook, phase, index, state):
-    """Run one hook; OcirtError naming it (hooks.<phase>[i]) if it fails."""
-    where = f"hooks.{phase}[{index}]"
+def run_hook(hook, phase, index, state, default_env=None):
+    """Run one hook; OcirtError naming it (hooks.<phase>[i], then runc's words) if it
+    fails. `default_env`: the environment of a hook without `env` (None: ours)."""
+    where = f"hooks.{phase}[{index}]: error running {phase} hook #{index}"
     path = hook["path"]
     argv = list(hook.get("args") or [path])
     timeout = hook.get("timeout")
@@ -51,7 +52,8 @@ def run_hook(hook, phase, index, state):
         # its own session: on a timeout the whole group it started is killed
         p = subprocess.Popen(argv, executable=path, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=_env(hook), close_fds=True, start_new_session=True)
+                             env=_env(hook, default_env), close_fds=True,
+                             start_new_session=True)
     except OSError as e:
         raise OcirtError(f"{where}: cannot run {path}: {e.strerror}") from None
     try:
@@ -91,9 +93,9 @@ class Hooks:
     def __init__(self, hooks):
         self.hooks = hooks or {}
 
-    def run(self, phase, state):
+    def run(self, phase, state, default_env=None):
         for i, h in enumerate(self.hooks.get(phase) or []):
-            run_hook(h, phase, i, state)
+            run_hook(h, phase, i, state, default_env)
 
 
 def run_list_warn(hooks, phase, state):

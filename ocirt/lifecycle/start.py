@@ -37,8 +37,13 @@ def start(cid, root=None):
             _start_failed(c, err)
         hooks = c.state.get("x_hooks_poststart")
         if hooks:
-            from ..hooks import run_list_warn
-            run_list_warn(hooks, "poststart", c.oci_state())
+            # runtime.md step 9: a failed poststart hook is an error; the container is
+            # stopped and destroyed (step 12)
+            from ..hooks import Hooks
+            try:
+                Hooks({"poststart": hooks}).run("poststart", c.oci_state())
+            except OcirtError as e:
+                _start_failed(c, str(e).encode())
     finally:
         c.unlock()
 

@@ -129,7 +129,7 @@ def run_init(ctx, chan, exec_listener):
     conn = socket.socket(fileno=_wait_for_start(exec_listener, ctx.seccomp is None and ctx.park))
     exec_listener.close()
     try:
-        ctx.run_hooks("startContainer")
+        ctx.run_hooks("startContainer", env)  # a hook without env gets the process's
         os.execve(argv0, proc["args"], env)
     except OSError as e:
         conn.send(f"exec {proc['args'][0]}: {e.strerror}".encode())

@@ -52,10 +52,10 @@ class InitContext:
         self.close_in_child = []  # fds of the create process init must not keep (locks)
         self.idmap_fds = {}  # mount index -> detached idmapped tree (rootfs/idmap.py)
 
-    def run_hooks(self, phase):
+    def run_hooks(self, phase, default_env=None):
         if self.hooks is not None:
             status = "created" if phase == "startContainer" else "creating"
-            self.hooks.run(phase, self.state_for_hooks(status))
+            self.hooks.run(phase, self.state_for_hooks(status), default_env)
 
     def mount_cgroup(self, target, opts, where):
         if self.rootless:

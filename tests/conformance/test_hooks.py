@@ -1,7 +1,8 @@
 """Hooks (config.md "POSIX-platform Hooks", runtime.md "Lifecycle"): every phase
 runs at its moment, in its namespace, with path/args/env/timeout and the state on
-stdin; failures stop the container and leave nothing behind, except poststart and
-poststop failures, which are warnings."""
+stdin; failures stop the container and leave nothing behind (a poststart failure too,
+since runtime-spec 1.1), except poststop failures, which are warnings. Errors name
+the hook as hooks.<phase>[i], then in runc's words (error running <phase> hook #i)."""
 import json
 import os
 import time
@@ -126,16 +127,44 @@ def test_failing_start_container_hook_stops_and_destroys(ocirt, hooked):
     assert phases[-1] == "poststop", "destroying the container runs poststop"
 
 
-def test_failing_poststart_hook_is_a_warning(ocirt, hooked):
-    hooked.config["hooks"]["poststart"] = [{"path": "/bin/false"}]
+def test_failing_poststart_hook_stops_and_destroys(ocirt, hooked):
+    """runtime.md step 9: a failed poststart hook is an error; the container is stopped
+    and destroyed, poststop included."""
+    hooked.config["hooks"]["poststart"] = [{"path": "/bin/true"}, {"path": "/bin/false"}]
     hooked.args("sleep", "600").write()
     cid = ocirt.new_id()
     ocirt.create(cid, hooked).ok()
-    r = ocirt.start(cid)
-    assert r.returncode == 0, r
-    assert "warning" in r.stderr and "hooks.poststart[0]" in r.stderr
-    assert ocirt.status(cid) == "running"
-    ocirt.delete(cid, "--force").ok()
+    init = ocirt.state(cid)["pid"]
+    assert_error(ocirt.start(cid), "hooks.poststart[1]", "error running poststart hook #1")
+    assert not ocirt.state_dirs(), "the container is destroyed"
+    assert not pid_alive(init)
+    assert read_log(hooked.log)[-1]["phase"] == "poststop"
+
+
+@pytest.mark.parametrize("phase", ["prestart", "createRuntime", "createContainer",
+                                   "startContainer", "poststart"])
+def test_failing_hook_in_runc_words(ocirt, phase):
+    """runc's suite matches "error running <phase> hook #<index>:"."""
+    b = ocirt.bundle(["echo", "Hello World"])
+    b.config["hooks"] = {phase: [{"path": "/bin/true"}, {"path": "/bin/false"}]}
+    b.write()
+    r = ocirt.run(ocirt.new_id(), b)
+    assert r.returncode != 0 and f"error running {phase} hook #1:" in r.stderr, r
+    assert not ocirt.state_dirs()
+
+
+def test_start_container_hook_gets_the_process_env(ocirt):
+    """A startContainer hook without env runs with the process's environment (runc's
+    historical behaviour, which images rely on)."""
+    b = ocirt.bundle(["true"])
+    b.config["root"]["readonly"] = False
+    with open(os.path.join(b.rootfs, "check-env.sh"), "w") as f:
+        f.write("#!/bin/sh -ue\ntest $ONE = two\ntest $FOO = bar\necho $HOME\n")
+    os.chmod(os.path.join(b.rootfs, "check-env.sh"), 0o755)
+    b.process["env"] = ["ONE=two", "FOO=bar"]
+    b.config["hooks"] = {"startContainer": [{"path": "/check-env.sh"}]}
+    b.write()
+    ocirt.run(ocirt.new_id(), b).ok()
 
 
 def test_failing_poststop_hook_is_a_warning(ocirt, hooked):
