@@ -30,6 +30,13 @@ def set_rlimits(rlimits, where, hint=""):
                               f"unknown rlimit {rl['type']!r}") from None
 
 
+def exec_error(arg0, e):
+    """What a failed execve says, in runc's (Go's) words: `exec /x: no such file or
+    directory`."""
+    why = e.strerror or str(e)
+    return f"exec {arg0}: {why[:1].lower()}{why[1:]}"
+
+
 def close_on_exec_but(preserve_fds):
     """Mark every fd above stdio close-on-exec, except the `preserve_fds` after it."""
     sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)

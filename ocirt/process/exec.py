@@ -22,7 +22,8 @@ from ..config import NAMESPACES
 from ..errors import ConfigError, OcirtError
 from . import attrs
 from .channel import Channel, ChildError
-from .common import close_on_exec_but, environ as _environ, resolve_exe, set_rlimits
+from .common import close_on_exec_but, environ as _environ, exec_error, resolve_exe
+from .common import set_rlimits
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -254,4 +255,4 @@ def _process(ctx, chan):
     try:
         os.execve(argv0, proc["args"], env)
     except OSError as e:
-        raise OcirtError(f"exec {proc['args'][0]}: {e.strerror}") from None
+        raise OcirtError(exec_error(proc["args"][0], e)) from None

@@ -12,8 +12,8 @@ from .. import capabilities, procfs, syscalls as sc
 from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
 from . import attrs
-from .common import RLIMITS, close_on_exec_but, environ as _environ, resolve_exe  # noqa: F401
-from .common import set_rlimits
+from .common import RLIMITS, close_on_exec_but, environ as _environ, exec_error  # noqa: F401
+from .common import resolve_exe, set_rlimits
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
@@ -132,7 +132,7 @@ def run_init(ctx, chan, exec_listener):
         ctx.run_hooks("startContainer", env)  # a hook without env gets the process's
         os.execve(argv0, proc["args"], env)
     except OSError as e:
-        conn.send(f"exec {proc['args'][0]}: {e.strerror}".encode())
+        conn.send(exec_error(proc["args"][0], e).encode())
     except OcirtError as e:
         conn.send(str(e).encode())
     os._exit(127)

@@ -222,6 +222,21 @@ def test_exec_errors_exit_255(ocirt, tmp_path):
     ocirt.delete(cid, "--force").ok()
 
 
+def test_execve_error_in_runc_words(ocirt):
+    """A script whose interpreter is missing: one line, `exec /run.sh: no such file or
+    directory` (Go's wording, which runc's suite and users grep for)."""
+    b = ocirt.bundle(["sleep", "600"])
+    b.config["root"]["readonly"] = False
+    with open(os.path.join(b.rootfs, "run.sh"), "w") as f:
+        f.write("#!/mmnnttbb foo bar\nsh\n")
+    os.chmod(os.path.join(b.rootfs, "run.sh"), 0o755)
+    b.write()
+    cid = ocirt.new_id()
+    ocirt.run(cid, b, "-d").ok()
+    assert_error(ocirt("exec", cid, "/run.sh"), "exec /run.sh: no such file or directory")
+    ocirt.delete(cid, "--force").ok()
+
+
 def test_create_pid_file_in_a_missing_dir(ocirt, bundle):
     cid = ocirt.new_id()
     assert_error(ocirt.create(cid, bundle, "--pid-file", "/non-existent/dir/pid"),
