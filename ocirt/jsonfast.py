@@ -75,10 +75,16 @@ def _float(o):
 
 _encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ": ", ", ",
                              False, False, True)
+_compact = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",",
+                              False, False, True)
 _str = _json.encode_basestring_ascii
 
 
-def dumps(obj, indent=None):
+def dumps(obj, indent=None, compact=False):
+    """JSON text; `compact`: no spaces after separators (Go's encoding/json, which
+    runc's list --format json and log lines are)."""
+    if compact:
+        return "".join(_compact(obj, 0))
     if indent is None:
         return "".join(_encode(obj, 0))
     out = []

@@ -23,7 +23,7 @@ class Log:
             return
         if self.fmt == "json":
             from .jsonfast import dumps
-            line = dumps({"level": level, "msg": msg, "time": _now()})
+            line = dumps({"level": level, "msg": msg, "time": _now()}, compact=True)
         else:
             line = f'time="{_now()}" level={level} msg="{msg}"'
         try:

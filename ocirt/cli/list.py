@@ -22,7 +22,7 @@ def main(g, argv):
         return
     items = list_containers(g["root"])
     if o["format"] == "json":
-        out.write(jsonfast.dumps(items) + "\n")
+        out.write(jsonfast.dumps(items, compact=True) + "\n")
     elif o["format"] == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         root = g["root"] or _default_root()

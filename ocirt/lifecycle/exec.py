@@ -185,10 +185,11 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     cg = st.get("x_cgroup")
 
     def on_joiner(pid):
-        attrs.set_affinity(pid, proc, "initial", where)
         if cg:
             from .. import cgroups  # the package alone: join loads no driver
             cgroups.join(cg, pid)
+        attrs.reset_affinity(pid)  # after the cpuset join, which sets its own
+        attrs.set_affinity(pid, proc, "initial", where)
 
     def on_seccomp_fd(fd, pid):
         s = c.oci_state()

@@ -134,15 +134,28 @@ def apply_sched(proc, where="process"):
                               f"{e.strerror}{hint}") from None
 
 
+def reset_affinity(pid):
+    """Every CPU the container's cgroup allows, not the CPUs of whoever ran ocirt (a
+    `taskset` of the caller must not leak in; the kernel keeps the cpuset's)."""
+    try:
+        os.sched_setaffinity(pid, range(os.cpu_count() or 1))
+    except OSError:
+        pass  # a cpuset that moved meanwhile: the kernel's choice stands
+
+
 def set_affinity(pid, proc, key, where="process"):
     text = (proc.get("execCPUAffinity") or {}).get(key)
     if not text:
         return
     field = f"{where}.execCPUAffinity.{key}"
+    cpus = parse_cpus(text, field)
     try:
-        os.sched_setaffinity(pid, parse_cpus(text, field))
+        os.sched_setaffinity(pid, cpus)
     except OSError as e:
         raise ConfigError(field, f"cannot run on CPUs {text}: {e.strerror}") from None
+    from ..log import LOG
+    if LOG.debug_on:  # runc's line, which its suite checks the mask by
+        LOG.debug(f"nsexec: {key} affinity of {pid}: affinity: {sum(1 << c for c in cpus):#x}")
 
 
 def _write_attr(paths, value, field):

@@ -1,7 +1,8 @@
 """The message channel between the `create` process, the intermediate and init.
 
 A SOCK_SEQPACKET socketpair: each message is one JSON object with a "type".
-Types: go, userns, maps-done, init-pid, hook, hook-done, ready, error.
+Types: go, userns, maps-done, init-pid, hook, hook-done, ready, error, log (a debug
+line for the parent's --log).
 """
 import os
 import _socket as socket  # the C module: `socket` imports selectors and enum
@@ -39,6 +40,11 @@ class Channel:
         if fds:
             msg["fds"] = fds
         return msg
+
+    def debug(self, on, text):
+        """A debug line for the parent's log (`on`: --debug was given)."""
+        if on:
+            self.send("log", msg=text)
 
     def expect(self, type_):
         msg = self.recv()

@@ -45,6 +45,8 @@ class ExecContext:
         self.close_in_child = []
         self.cgroup = None        # state dict of the container's cgroup
         self.init_start = None
+        from ..log import LOG
+        self.debug = LOG.debug_on  # the process's debug lines reach the parent's log
 
     def open_namespaces(self):
         """Open init's namespace files (types the container has); check init is
@@ -81,6 +83,8 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
     parent, child = Channel.pair()
     from . import cgprime
     cgprime.wait()  # no thread may run across the fork
+    from ..log import LOG
+    LOG.debug("nsexec container setup: forking the process that joins the container")
     pid = os.fork()
     if pid == 0:
         cgprime.release()
@@ -117,6 +121,8 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
             kind = msg["type"]
             if kind == "pid":
                 proc_pid = msg["pid"]
+            elif kind == "log":
+                LOG.debug(msg["msg"])
             elif kind == "seccomp-fd":
                 from ..seccomp import recv_notify_fd
                 fd = recv_notify_fd(msg)
@@ -184,6 +190,7 @@ def _joiner(ctx, chan):
 
 def _process(ctx, chan):
     proc, w = ctx.proc, ctx.where
+    chan.debug(ctx.debug, "child process in init(): joined the container")
     if "user" in ctx.namespaces:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -243,6 +250,7 @@ def _process(ctx, chan):
     # no fd of ocirt or of the caller survives execve but stdio and preserved ones
     close_on_exec_but(ctx.preserve_fds)
 
+    chan.debug(ctx.debug, f"setns_init: about to exec {argv0}")
     nnp = bool(proc.get("noNewPrivileges"))
     if ctx.seccomp is not None and not nnp:
         capabilities.raise_effective()  # the uid change emptied the effective set

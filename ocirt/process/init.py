@@ -24,6 +24,7 @@ def run_init(ctx, chan, exec_listener):
     linux = cfg.get("linux") or {}
     new_ns = {t for t, p in ctx.namespaces if p is None}
 
+    chan.debug(ctx.debug, "child process in init(): setting up the container")
     # Nothing in the container may open /proc/<init>/exe or ptrace us before execve.
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     os.setsid()
@@ -124,6 +125,7 @@ def run_init(ctx, chan, exec_listener):
         if ctx.seccomp is not None:
             ctx.seccomp.load(chan)
 
+    chan.debug(ctx.debug, "init: closing the pipe to signal completion (ready)")
     chan.send("ready")
     chan.close()
     conn = socket.socket(fileno=_wait_for_start(exec_listener, ctx.seccomp is None and ctx.park))

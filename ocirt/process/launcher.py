@@ -51,6 +51,8 @@ class InitContext:
         self.init_pid = None  # init's host pid, once the intermediate has reported it
         self.close_in_child = []  # fds of the create process init must not keep (locks)
         self.idmap_fds = {}  # mount index -> detached idmapped tree (rootfs/idmap.py)
+        from ..log import LOG
+        self.debug = LOG.debug_on  # init's debug lines go to the parent over the channel
 
     def run_hooks(self, phase, default_env=None):
         if self.hooks is not None:
@@ -79,6 +81,8 @@ def spawn(ctx, exec_listener, on_intermediate=None):
     from . import cgprime
     cgprime.wait()  # no thread may run across the fork
     direct = _direct(ctx)
+    from ..log import LOG
+    LOG.debug(f"nsexec container setup: forking {'init' if direct else 'the intermediate'}")
     pid = _fork_init(ctx) if direct else os.fork()
     if pid == 0:
         cgprime.release()
@@ -103,6 +107,8 @@ def spawn(ctx, exec_listener, on_intermediate=None):
     try:
         if on_intermediate is not None:
             on_intermediate(pid or init_pid)
+        from . import attrs
+        attrs.reset_affinity(pid or init_pid)  # after the cgroup placement (cpuset)
         cgprime.release()
         parent.send("go")
         deferred = []
@@ -143,6 +149,8 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                                              init_pid)
             elif kind == "ready":
                 return init_pid
+            elif kind == "log":
+                LOG.debug(msg["msg"])
             elif kind == "error":
                 raise OcirtError(msg["message"])
     except BaseException:

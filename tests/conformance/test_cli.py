@@ -142,6 +142,45 @@ def test_debug_and_log_flags_accepted(ocirt, bundle, tmp_path):
           global_flags=("--debug", "--log", str(log), "--log-format", "text")).ok()
 
 
+RUN_DEBUG = ("nsexec container setup", "child process in init()",
+             "init: closing the pipe to signal completion")
+EXEC_DEBUG = ("nsexec container setup", "child process in init()", "setns_init: about to exec")
+
+
+@pytest.mark.parametrize("fmt", [None, "text", "json"])
+def test_debug_lines_of_run_and_exec(ocirt, bundle, tmp_path, fmt):
+    """--debug: the set-up's steps as debug lines (init's reach the parent), with the
+    phrases runc's suite and users grep for; on stderr without --log, else only in
+    the log file (json lines compact, as Go writes them)."""
+    log = tmp_path / "log"
+    flags = ("--debug",) + (("--log", str(log), "--log-format", fmt) if fmt else ())
+    cid = ocirt.new_id()
+    bundle.args("sleep", "600").write()
+    r = ocirt("run", "-d", "--bundle", bundle.path, cid, global_flags=flags).ok()
+    e = ocirt("exec", cid, "true", global_flags=flags).ok()
+    if fmt is None:
+        out, out2 = r.stderr, e.stderr
+        assert "level=debug" in out
+    else:
+        assert "debug" not in r.stderr + e.stderr
+        out = out2 = log.read_text()
+        assert ('"level":"debug"' if fmt == "json" else "level=debug") in out
+    for phrase in RUN_DEBUG:
+        assert phrase in out, phrase
+    for phrase in EXEC_DEBUG:
+        assert phrase in out2, phrase
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_list_format_json_is_compact(ocirt, bundle):
+    cid = ocirt.new_id()
+    bundle.args("sleep", "600").write()
+    ocirt.create(cid, bundle).ok()
+    out = ocirt("list", "--format", "json").ok().stdout
+    assert out.startswith('[{"ociVersion":"') and ", " not in out, out
+    ocirt.delete(cid, "--force").ok()
+
+
 def test_log_text_format_error(ocirt, tmp_path):
     log = tmp_path / "log.txt"
     cid = ocirt.new_id()

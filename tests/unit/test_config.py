@@ -193,11 +193,12 @@ def test_sysctl_needs_its_namespace():
     assert "network" in str(e)
 
 
-def test_readonly_root_needs_mount_namespace():
+def test_propagation_needs_mount_namespace():
+    """A read-only root without a mount namespace is allowed (init binds the rootfs
+    onto itself); rootfsPropagation would change the host's mount."""
     c = cfg()
     c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
-    fails(c, "root.readonly")
-    c["root"]["readonly"] = False
+    c["root"]["readonly"] = True
     config.check(c)
     c["linux"]["rootfsPropagation"] = "private"
     fails(c, "linux.rootfsPropagation")
