@@ -246,7 +246,20 @@ static const char *ocirt_fd_target(int fd, const char *path, char *buf, size_t s
     }
     return path;
 }
+static int ocirt_protect_paths1(const char *paths, int n, int readonly, int *failed,
+                                int *stage, int *shared);
+/* Masked directories share one read-only tmpfs (the first is mounted, the rest are
+ * bind mounts of it), as runc does. */
 int ocirt_protect_paths(const char *paths, int n, int readonly, int *failed, int *stage)
+{
+    int shared = -1;
+    int rc = ocirt_protect_paths1(paths, n, readonly, failed, stage, &shared);
+    if (shared >= 0)
+        close(shared);
+    return rc;
+}
+static int ocirt_protect_paths1(const char *paths, int n, int readonly, int *failed,
+                                int *stage, int *shared)
 {
     char buf[64], nbuf[64];
     const char *path = paths;
@@ -263,8 +276,15 @@ int ocirt_protect_paths(const char *paths, int n, int readonly, int *failed, int
         if (!readonly) {
             struct stat st;
             if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
-                if (mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL) < 0) e = errno;
                 *stage = 2;
+                if (*shared >= 0) {
+                    snprintf(nbuf, sizeof nbuf, "/proc/self/fd/%d", *shared);
+                    if (mount(nbuf, target, NULL, MS_BIND, NULL) < 0) e = errno;
+                } else if (mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL) < 0) {
+                    e = errno;
+                } else {
+                    *shared = ocirt_open_in_cwd_root(path);  /* the new tmpfs's root */
+                }
             } else {
                 int null = open("/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW);
                 *stage = 2;

@@ -250,10 +250,15 @@ def _protect(paths, readonly, key):
         return True
     if any("\0" in p for p in paths):
         return False
-    r = sc.protect_paths(paths, readonly)
+    first = {}  # each path once (a repeated one would be masked twice), by its first index
+    for i, p in enumerate(paths):
+        first.setdefault(p, i)
+    uniq = list(first)
+    r = sc.protect_paths(uniq, readonly)
     if r is None:
         return False
     rc, i, stage = r
+    i = first[uniq[i]] if rc < 0 else i
     if rc < 0:
         where = f"{key}[{i}]"
         if stage == 3:

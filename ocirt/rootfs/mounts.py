@@ -162,6 +162,9 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None):
     try:
         destfd = make_in_root(rootfd, dest, is_dir=src_is_dir)
     except OSError as e:
+        if fstype in ("proc", "sysfs") and e.errno == 17:  # a dangling symlink is there
+            raise ConfigError(f"{where}.destination", f"{dest} must be mounted on ordinary "
+                              "directory: a symlink is in its path") from None
         raise ConfigError(f"{where}.destination", f"cannot create {dest} in the rootfs: "
                           f"{e.strerror}") from None
     if fstype in ("proc", "sysfs"):

@@ -423,6 +423,20 @@ def test_masked_paths_custom(ocirt, bundle):
         assert f.read() == "top secret", "masking changed the file itself"
 
 
+def test_masked_paths_repeated_and_shared(ocirt, bundle):
+    """A path listed twice is masked once; masked directories share one read-only
+    tmpfs (the same device), as runc's."""
+    for d in ("d1", "d2", "d3"):
+        os.makedirs(os.path.join(bundle.rootfs, d))
+    open(os.path.join(bundle.rootfs, "f1"), "w").close()
+    bundle.linux["maskedPaths"] = ["/d1", "/f1", "/d2", "/d1", "/f1", "/d3"]
+    r = ocirt.run_sh(bundle, "grep -c ' /d1 ' /proc/self/mountinfo; "
+                             "grep -c ' /f1 ' /proc/self/mountinfo; "
+                             "stat -c %d /d1 /d2 /d3 | sort -u | wc -l; "
+                             "touch /d2/x 2>/dev/null; echo rc=$?")
+    assert r.ok().lines == ["1", "1", "1", "rc=1"]
+
+
 def test_readonly_paths_default(ocirt, bundle):
     """readonlyPaths: /proc/sys is read-only (even for root with CAP_SYS_ADMIN)."""
     assert "/proc/sys" in bundle.linux["readonlyPaths"]

@@ -301,6 +301,14 @@ def test_proc_or_sys_that_is_a_symlink_is_refused(ocirt, fs):
     assert os.listdir(os.path.join(b.rootfs, "evil")) == []
 
 
+def test_proc_that_is_a_dangling_symlink_is_refused(ocirt):
+    b = ocirt.bundle(["true"])
+    os.rmdir(os.path.join(b.rootfs, "proc"))
+    os.symlink("/nowhere", os.path.join(b.rootfs, "proc"))
+    assert_error(ocirt.run(ocirt.new_id(), b), "mounts[0].destination",
+                 "must be mounted on ordinary directory")
+
+
 def test_proc_below_a_symlinked_dir_is_refused(ocirt):
     """The check covers every component: /proc reached through a symlinked parent."""
     b = ocirt.bundle(["true"])
