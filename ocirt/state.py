@@ -210,6 +210,15 @@ _PLAIN_CGROUP_KEYS = frozenset(("driver", "path", "dirs", "hier", "created", "cg
                                 "linux_devices", "dir", "mount", "systemd"))
 
 
+def own_pid_namespace(st):
+    """The container has a pid namespace of its own: its processes die with init.
+    (Without one, SIGKILL goes to every process in its cgroup, as runc does.)"""
+    ns = (st.get("x_exec") or {}).get("namespaces")
+    if ns is None:
+        return True  # an older state: as before
+    return "pid" in ns and not (st.get("x_exec") or {}).get("pid_joined")
+
+
 def fast_record(st):
     """The fast record: "key\\0value\\0" pairs, or None when the front must always
     defer for this container. The state JSON is rendered here, around its status,
@@ -221,7 +230,8 @@ def fast_record(st):
     head, tail = text.split(mark)
     rec = [("v", "1"), ("pid", str(st.get("pid") or 0)),
            ("start", str(st.get("x_init_start") or 0)), ("head", head), ("tail", tail),
-           ("start_ok", "0" if st.get("x_hooks_poststart") else "1")]
+           ("start_ok", "0" if st.get("x_hooks_poststart") else "1"),
+           ("kill_ok", "1" if own_pid_namespace(st) else "0")]
     cg = st.get("x_cgroup")
     plain = not cg or (set(cg) <= _PLAIN_CGROUP_KEYS and not cg.get("systemd"))
     delete_ok = plain and not st.get("x_hooks") and not st.get("x_host_mounts")

@@ -109,7 +109,7 @@ struct record {
     unsigned long long start;
     const char *freezer, *frozen;      /* file to read, and its content when frozen */
     const char *head, *tail;           /* state JSON around the status string */
-    int can_start, can_delete;
+    int can_start, can_delete, can_kill;
     int n_rm;
     const char *rm[MAX_RM];            /* cgroup dirs to remove, in order */
     int rm_leaf[MAX_RM];               /* 1: must go (else defer); 0: only if empty */
@@ -170,6 +170,8 @@ static struct record *read_record(int dirfd)
             r->tail = val;
         else if (!strcmp(key, "start_ok"))
             r->can_start = !strcmp(val, "1");
+        else if (!strcmp(key, "kill_ok"))
+            r->can_kill = !strcmp(val, "1");
         else if (!strcmp(key, "delete_ok"))
             r->can_delete = !strcmp(val, "1");
         else if (!strcmp(key, "rm_leaf") || !strcmp(key, "rm_parent")) {
@@ -475,6 +477,8 @@ static int do_kill(const char *root, const char *id, int sig)
         defer("stopped");
     if (sig == 9 && !strcmp(status, "paused"))
         defer("SIGKILL to a paused container: Python thaws it after");
+    if (sig == 9 && !r->can_kill)
+        defer("SIGKILL without a pid namespace of its own: the whole cgroup");
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)r->pid, 0);
     if (pidfd < 0)
         defer("pidfd_open");

@@ -72,6 +72,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             "x_exec": {"ociVersion": cfg.get("ociVersion"), "process": proc,
                        "namespaces": [n["type"] for n in
                                       (cfg.get("linux") or {}).get("namespaces") or []],
+                       "pid_joined": any(n.get("type") == "pid" and n.get("path") for n in
+                                         (cfg.get("linux") or {}).get("namespaces") or []),
                        "seccomp": (cfg.get("linux") or {}).get("seccomp")},
         }
         ctx.close_in_child.append(c._lockfd)

@@ -22,7 +22,7 @@ def parse_signal(sig):
             if not isinstance(num, int) or name.startswith("SIG_"):
                 raise OcirtError(f"unknown signal {sig!r}")
             num = int(num)
-    if not 0 < num <= 64:
+    if not 0 <= num <= 64:  # 0: only checks that the container's init is there
         raise OcirtError(f"invalid signal {sig!r}")
     return num
 
@@ -32,7 +32,16 @@ def kill(cid, sig=_signal.SIGTERM, all_processes=False, root=None):
     c = statemod.Container(root or statemod.default_root(), cid)
     c.load()
     status = c.status()
+    if num == _signal.SIGKILL and c.state.get("x_cgroup") and \
+            not statemod.own_pid_namespace(c.state):
+        # no pid namespace of its own: init's death takes nothing with it, so every
+        # process in its cgroup gets the SIGKILL, init gone or not (as runc does)
+        from ..cgroups import kill_all
+        kill_all(c.state["x_cgroup"])
+        return
     if status == "stopped":
+        if all_processes:
+            return  # runc: --all of a stopped container is no error (nothing to signal)
         raise OcirtError(f"container {cid}: container not running")
     if all_processes and c.state.get("x_cgroup"):
         from ..cgroups import signal_all

@@ -222,6 +222,44 @@ def test_kill_all_reaches_every_process(ocirt):
     ocirt.delete(cid).ok()
 
 
+@pytest.mark.parametrize("init_gone", [False, True])
+def test_kill_without_a_pid_namespace_kills_the_whole_cgroup(ocirt, init_gone):
+    """No pid namespace of its own: init's death takes no process with it, so `kill
+    KILL` reaches every process of the cgroup (as runc's), through the C front too,
+    and still when init is already gone (the container is then stopped)."""
+    cid, b = mk(ocirt, ["sleep", "600"])
+    b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
+                                       if n["type"] != "pid"]
+    b.write()
+    ocirt.create(cid, b).ok()
+    ocirt.start(cid).ok()
+    for _ in range(3):
+        ocirt("exec", "-d", cid, "sleep", "600").ok()
+    d = cg_dir(ocirt, cid, "pids")
+    procs = lambda: open(f"{d}/cgroup.procs").read().split()  # noqa: E731
+    wait_for(lambda: len(procs()) == 4, what="4 processes")
+    if init_gone:
+        os.kill(ocirt.state(cid)["pid"], signal.SIGKILL)
+        ocirt.wait_status(cid, "stopped")
+    ocirt("kill", cid, "KILL").ok()
+    wait_for(lambda: not procs(), what="empty cgroup")
+    assert ocirt.status(cid) == "stopped"
+    ocirt.delete(cid).ok()
+
+
+def test_kill_signal_0_and_kill_all_of_a_stopped_container(ocirt):
+    """Signal 0 checks that init is there; on a stopped container it fails with
+    "container not running", while --all succeeds (runc's rules)."""
+    cid, b = mk(ocirt, ["sleep", "600"])
+    ocirt.create(cid, b).ok()
+    ocirt("kill", cid, "0").ok()
+    ocirt("kill", cid, "KILL").ok()
+    ocirt.wait_status(cid, "stopped")
+    assert_error(ocirt("kill", cid, "0"), "container not running")
+    ocirt("kill", "--all", cid, "0").ok()
+    ocirt.delete(cid).ok()
+
+
 def test_kill_all_with_another_signal_reaches_every_process_and_thaws(ocirt):
     # init handles TERM (a handler, not an ignore, which its children would inherit);
     # its two sleeps die, init lives on, and the cgroup frozen during the signalling
