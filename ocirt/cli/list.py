@@ -1,3 +1,4 @@
+import os
 import sys
 
 from .. import jsonfast
@@ -6,6 +7,8 @@ from ..lifecycle.query import list_containers
 from .args import Flags
 
 FLAGS = Flags({"format": (("f",), str, "table"), "quiet": (("q",), bool, False)})
+_JSON_ORDER = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
+               "annotations")
 
 
 def main(g, argv):
@@ -13,15 +16,21 @@ def main(g, argv):
     if pos:
         raise OcirtError('"list" takes no arguments')
     out = sys.stdout
+    if g["root"] and not os.path.isdir(g["root"]):
+        # runc: a --root given that is not there is an error; the default may be missing
+        raise OcirtError(f"--root {g['root']}: no such directory")
     if o["quiet"]:
         from ..state import default_root, list_ids
-        import os
         root = g["root"] or default_root()
         out.write("".join(cid + "\n" for cid in list_ids(root)
                           if os.path.exists(os.path.join(root, cid, "state.json"))))
         return
     items = list_containers(g["root"])
     if o["format"] == "json":
+        root = g["root"] or _default_root()
+        # runc's field order (its list struct), owner included
+        items = [{k: s[k] for k in _JSON_ORDER if k in s} | {
+            "owner": s.get("owner") or _owner(root, s["id"])} for s in items]
         out.write(jsonfast.dumps(items, compact=True) + "\n")
     elif o["format"] == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
@@ -45,7 +54,6 @@ _names = {}
 
 def _owner(root, cid):
     """The user owning the container's state dir (runc's OWNER column)."""
-    import os
     try:
         uid = os.stat(os.path.join(root, cid)).st_uid
     except OSError:

@@ -178,7 +178,15 @@ def test_list_format_json_is_compact(ocirt, bundle):
     ocirt.create(cid, bundle).ok()
     out = ocirt("list", "--format", "json").ok().stdout
     assert out.startswith('[{"ociVersion":"') and ", " not in out, out
+    assert list(json.loads(out)[0])[:7] == ["ociVersion", "id", "pid", "status", "bundle",
+                                           "rootfs", "created"]
+    assert json.loads(out)[0]["owner"] == "root"
     ocirt.delete(cid, "--force").ok()
+
+
+def test_list_with_a_root_that_is_not_there_fails(tmp_path):
+    p = _plain("--root", str(tmp_path / "nowhere"), "list")
+    assert p.returncode == 1 and "nowhere" in p.stderr
 
 
 def test_log_text_format_error(ocirt, tmp_path):
