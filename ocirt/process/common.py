@@ -30,6 +30,30 @@ def set_rlimits(rlimits, where, hint=""):
                               f"unknown rlimit {rl['type']!r}") from None
 
 
+def try_chdir(cwd):
+    """Enter cwd while still root (True if that worked): a directory only root may
+    enter is then still the process's (runc's rule); enter_cwd checks again as the
+    user."""
+    try:
+        os.chdir(cwd)
+        os.getcwd()
+        return True
+    except OSError:
+        return False
+
+
+def enter_cwd(cwd, field, entered_as_root):
+    """chdir as the container's user; EACCES is fine when root got there before."""
+    try:
+        os.chdir(cwd)
+        os.getcwd()  # ENOENT when cwd is outside our root (a /proc/self/fd/N of the host)
+    except PermissionError:
+        if not entered_as_root:
+            raise ConfigError(field, f"cannot enter {cwd}: Permission denied") from None
+    except OSError as e:
+        raise ConfigError(field, f"cannot enter {cwd}: {e.strerror}") from None
+
+
 def exec_error(arg0, e):
     """What a failed execve says, in runc's (Go's) words: `exec /x: no such file or
     directory`."""
@@ -53,7 +77,7 @@ def environ(proc):
         k, sep, v = item.partition("=")
         if sep:
             env[k] = v
-    if "HOME" not in env:
+    if not env.get("HOME"):  # unset or empty (runc overrides an empty one too)
         env["HOME"] = _home_of((proc.get("user") or {}).get("uid", 0))
     return env
 
@@ -83,7 +107,9 @@ def resolve_exe(name, env):
             st = os.stat(c)
         except OSError:
             continue
-        if (st.st_mode & 0o170000) == 0o100000 and os.access(c, os.X_OK):
+        # any exec bit: whether this user may run it is execve's to say (the
+        # capabilities that allow it, CAP_DAC_OVERRIDE, are only raised later)
+        if (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o111:
             return c
     if "/" in name:
         raise ConfigError("process.args[0]", f"exec: {name!r}: no such executable file")

@@ -22,8 +22,8 @@ from ..config import NAMESPACES
 from ..errors import ConfigError, OcirtError
 from . import attrs
 from .channel import Channel, ChildError
-from .common import close_on_exec_but, environ as _environ, exec_error, resolve_exe
-from .common import set_rlimits
+from .common import close_on_exec_but, environ as _environ, enter_cwd, exec_error
+from .common import resolve_exe, set_rlimits, try_chdir
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -220,6 +220,8 @@ def _process(ctx, chan):
             ctx.console_conn.close()
         take_terminal(slave, (proc.get("user") or {}).get("uid", 0))
 
+    cwd = proc.get("cwd") or "/"
+    entered_as_root = try_chdir(cwd)
     user = proc.get("user") or {}
     caps = capabilities.parse(proc.get("capabilities"), f"{w}.capabilities")
     capabilities.drop_bounding(caps)
@@ -237,12 +239,7 @@ def _process(ctx, chan):
         raise ConfigError(f"{w}.user.uid", f"cannot become uid {uid}: {e.strerror}") from None
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
     os.umask(user["umask"] if "umask" in user else 0o022)
-    cwd = proc.get("cwd") or "/"
-    try:
-        os.chdir(cwd)
-        os.getcwd()  # ENOENT if cwd left our root (a /proc/self/fd/N of the host)
-    except OSError as e:
-        raise ConfigError(f"{w}.cwd", f"cannot enter {cwd}: {e.strerror}") from None
+    enter_cwd(cwd, f"{w}.cwd", entered_as_root)
     env = _environ(proc)
     argv0 = resolve_exe(proc["args"][0], env)
     attrs.apply_lsm(proc, w)

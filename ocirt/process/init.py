@@ -13,7 +13,7 @@ from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
 from . import attrs
 from .common import RLIMITS, close_on_exec_but, environ as _environ, exec_error  # noqa: F401
-from .common import resolve_exe, set_rlimits
+from .common import enter_cwd, resolve_exe, set_rlimits, try_chdir
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
@@ -71,6 +71,10 @@ def run_init(ctx, chan, exec_listener):
                 " (raising a hard limit needs CAP_SYS_RESOURCE)")
 
     # --- identity: bounding set, uid/gid, capabilities
+    cwd = proc.get("cwd", "/")
+    # cwd as root first: a directory only root may enter is still entered (runc);
+    # entered again as the user below, where the user must be able to
+    entered_as_root = try_chdir(cwd)
     user = proc.get("user") or {}
     caps = capabilities.parse(proc.get("capabilities"))
     capabilities.drop_bounding(caps)
@@ -92,12 +96,7 @@ def run_init(ctx, chan, exec_listener):
         os.umask(user["umask"])
     else:
         os.umask(0o022)
-    cwd = proc.get("cwd", "/")
-    try:
-        os.chdir(cwd)
-        os.getcwd()  # ENOENT when cwd is outside our root (a /proc/self/fd/N of the host)
-    except OSError as e:
-        raise ConfigError("process.cwd", f"cannot enter {cwd}: {e.strerror}") from None
+    enter_cwd(cwd, "process.cwd", entered_as_root)
     env = _environ(proc)
     argv0 = resolve_exe(proc["args"][0], env)
 

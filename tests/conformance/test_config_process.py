@@ -89,6 +89,40 @@ def test_cwd(ocirt, bundle):
     assert ocirt.run_sh(bundle, "pwd").ok().stdout == "/work/dir\n"
 
 
+@pytest.mark.parametrize("env", [["HOME="], ["HOME=/override", "HOME="]])
+def test_empty_home_is_overridden(ocirt, bundle, env):
+    """An empty HOME (the last one wins) is replaced by the user's from /etc/passwd."""
+    bundle.process["env"] = bundle.process["env"] + env
+    assert ocirt.run_sh(bundle, "echo $HOME").ok().stdout == "/root\n"
+
+
+def test_cwd_only_root_may_enter(ocirt, bundle):
+    """A cwd the user cannot enter but root can (/root, 0700): entered as root before
+    the uid change, as runc does; $HOME is still the user's (runc issue 4688)."""
+    os.chmod(os.path.join(bundle.rootfs, "root"), 0o700)
+    with open(os.path.join(bundle.rootfs, "etc/passwd"), "a") as f:
+        f.write("tempuser:x:2000:2000:tempuser:/home/tempuser:/bin/sh\n")
+    bundle.process["cwd"] = "/root"
+    bundle.process["user"] = {"uid": 2000, "gid": 2000}
+    r = ocirt.run_sh(bundle, "pwd; echo $HOME; ls . >/dev/null 2>&1 || echo denied").ok()
+    assert r.lines == ["/root", "/home/tempuser", "denied"]
+
+
+def test_exec_bit_for_root_only_with_cap_dac_override(ocirt, bundle):
+    """/bin/busybox executable by its owner (root) alone: uid 1000 cannot run it, and
+    can with CAP_DAC_OVERRIDE (the path lookup leaves the decision to execve)."""
+    bb = os.path.join(bundle.rootfs, "bin/busybox")
+    os.chmod(bb, 0o744)
+    bundle.process["user"] = {"uid": 1000, "gid": 100}
+    bundle.args("echo", "hi")
+    bundle.write()
+    assert ocirt.run(ocirt.new_id(), bundle).returncode != 0
+    for s in ("bounding", "effective", "inheritable", "ambient", "permitted"):
+        bundle.process["capabilities"].setdefault(s, []).append("CAP_DAC_OVERRIDE")
+    bundle.write()
+    assert ocirt.run(ocirt.new_id(), bundle).ok().stdout == "hi\n"
+
+
 def test_cwd_default_root(ocirt, bundle):
     assert bundle.process["cwd"] == "/"
     assert ocirt.run_sh(bundle, "pwd").ok().stdout == "/\n"
