@@ -61,9 +61,8 @@ def main(g, argv):
         raise OcirtError(f"invalid --format {o['format']!r}: use table or json")
     c = statemod.Container(g["root"] or statemod.default_root(), cid)
     st = c.load()
-    if c.status() == "stopped":
-        raise OcirtError(f"container {cid}: container not running")
-    pids = container_pids(st)
+    # a stopped container has no processes: an empty list (runc's answer), not an error
+    pids = [] if c.status() == "stopped" else container_pids(st)
     if o["format"] == "json":
         sys.stdout.write(json.dumps(pids, separators=(",", ":")) + "\n")
         return 0

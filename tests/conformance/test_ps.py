@@ -45,7 +45,15 @@ def test_errors(ocirt):
     cid, _ = _running(ocirt)
     assert_error(ocirt("ps", "--format", "yaml", cid), "--format")
     assert_error(ocirt("ps", cid, "--", "-o", "comm"), "PID")
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_ps_of_a_stopped_container_is_empty(ocirt):
+    """runc: ps after the container stopped succeeds with no processes."""
+    cid, _ = _running(ocirt)
     ocirt.kill(cid, "KILL").ok()
     ocirt.wait_status(cid, "stopped")
-    assert_error(ocirt("ps", cid), "not running")
+    assert ocirt("ps", "--format", "json", cid).ok().stdout == "[]\n"
+    r = ocirt("ps", cid).ok()
+    assert len(r.lines) == 1 and "PID" in r.lines[0]
     ocirt.delete(cid).ok()
