@@ -101,35 +101,52 @@ def open_in_root(rootfd, path, flags=os.O_PATH):
 
 
 def make_in_root(rootfd, path, is_dir=True, mode=0o755):
-    """Create `path` (and its parents) inside the rootfs; return an O_PATH fd to it."""
+    """Create `path` (and its parents) inside the rootfs; return an O_PATH fd to it.
+
+    Symlinks on the way, dangling ones included, are followed as if rootfd were /
+    (an absolute one restarts there, ".." stops there), each component opened with
+    O_NOFOLLOW, so nothing is ever created outside the rootfs: an O_CREAT through
+    a dangling /etc/hosts -> /root/x would otherwise make /root/x on the host."""
     try:
         return open_in_root(rootfd, path)
     except FileNotFoundError:
         pass
-    parts = [p for p in path.split("/") if p and p != "."]
-    cur = os.dup(rootfd)
+    todo = [p for p in path.split("/") if p and p != "."]
+    stack = [os.dup(rootfd)]  # the dirs walked, for ".."
+    links = 0
     try:
-        done = ""
-        for n, part in enumerate(parts):
-            done += "/" + part
-            last = n == len(parts) - 1
+        while todo:
+            part = todo.pop(0)
+            if part == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            cur = stack[-1]
             try:
-                nxt = open_in_root(rootfd, done)
+                st = os.stat(part, dir_fd=cur, follow_symlinks=False)
             except FileNotFoundError:
-                if part == "..":
-                    raise
-                if last and not is_dir:
-                    os.close(os.open(part, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644,
-                                     dir_fd=cur))
+                st = None
+            if st is not None and (st.st_mode & 0o170000) == 0o120000:
+                links += 1
+                if links > 40:
+                    raise OSError(40, os.strerror(40), path)
+                target = os.readlink(part, dir_fd=cur)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                todo = [p for p in target.split("/") if p and p != "."] + todo
+                continue
+            if st is None:
+                if not todo and not is_dir:
+                    os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                     | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=cur))
                 else:
                     os.mkdir(part, mode, dir_fd=cur)
-                nxt = open_in_root(rootfd, done)
-            os.close(cur)
-            cur = nxt
-        return cur
-    except BaseException:
-        os.close(cur)
-        raise
+            stack.append(os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur))
+        return stack.pop()
+    finally:
+        for fd in stack:
+            os.close(fd)
 
 
 # --- mounting -----------------------------------------------------------------

@@ -329,13 +329,51 @@ def test_mount_destination_symlink_stays_in_rootfs(ocirt, bundle):
     os.symlink(outside, os.path.join(bundle.rootfs, "escape"))
     bundle.config["mounts"].append({"destination": "/escape/t", "type": "tmpfs",
                                     "source": "tmpfs"})
-    r = ocirt.run_sh(bundle, "grep -c ' /escape/t \\| /tmp/ocirt' /proc/self/mountinfo; true")
+    r = ocirt.run_sh(bundle, f"grep -c ' {outside}/t ' /proc/self/mountinfo; true")
     assert os.listdir(outside) == [], "a mount point was created outside the rootfs"
-    # either refused or mounted at <rootfs><outside>/t, inside the rootfs
+    # either refused or mounted at <outside>/t as the container sees it (inside the
+    # rootfs; here on the container's own /dev tmpfs, as outside is under /dev/shm)
     if r.returncode == 0:
-        assert os.path.isdir(os.path.join(bundle.rootfs, outside.lstrip("/"), "t"))
+        assert r.stdout == "1\n", r
     else:
         assert_error(r, "mounts[")
+
+
+def test_dangling_symlink_destination_never_creates_on_the_host(ocirt, bundle):
+    """rootfs/etc/hosts -> <a host dir>/created (dangling inside the rootfs): the bind
+    mount's file is made inside the rootfs at that path, never on the host (an
+    O_CREAT that followed the link would have made it there)."""
+    host = host_dir(bundle, "hostside")
+    src = host_dir(bundle, "src", {"hosts": "from the bundle\n"})
+    os.unlink(os.path.join(bundle.rootfs, "etc/passwd"))
+    os.symlink(f"{host}/created", os.path.join(bundle.rootfs, "etc/passwd"))
+    bundle.config["mounts"].append({"destination": "/etc/passwd", "type": "bind",
+                                    "source": f"{src}/hosts", "options": ["bind"]})
+    writable(bundle)
+    r = ocirt.run_sh(bundle, f"cat {host}/created")
+    assert not os.path.exists(f"{host}/created"), "a file was created on the host"
+    assert r.ok().stdout == "from the bundle\n"
+
+
+@pytest.mark.parametrize("link,where", [
+    (("/jump", "/tmp/foo/bar"), "/tmp/foo/bar/baz/hosts"),  # a dangling component
+    (None, "/tmp/hosts"),                                   # a dangling last link
+])
+def test_bind_mount_through_dangling_symlinks(ocirt, bundle, link, where):
+    """runc's "bind mount through a dangling symlink": the path is created where the
+    links lead, inside the rootfs, and the mount lands there."""
+    src = host_dir(bundle, "src", {"hosts": "bound\n"})
+    os.unlink(os.path.join(bundle.rootfs, "etc/passwd"))
+    if link:
+        os.symlink(link[1], os.path.join(bundle.rootfs, link[0].lstrip("/")))
+        os.symlink("/jump/baz/hosts", os.path.join(bundle.rootfs, "etc/passwd"))
+    else:
+        os.symlink(where, os.path.join(bundle.rootfs, "etc/passwd"))
+    bundle.config["mounts"].append({"destination": "/etc/passwd", "source": f"{src}/hosts",
+                                    "options": ["bind"]})
+    writable(bundle)
+    r = ocirt.run_sh(bundle, f"cat {where}; grep -c ' {where} ' /proc/self/mountinfo")
+    assert r.ok().lines == ["bound", "1"]
 
 
 # --- devices -------------------------------------------------------------------------
