@@ -175,7 +175,8 @@ def prepare_rootfs(ctx):
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, m in enumerate(cfg.get("mounts") or []):
-            mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, ctx.idmap_fds.get(i))
+            mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, ctx.idmap_fds.get(i),
+                            ctx.readonly_later)
         if devices.needs_dev_setup(cfg):
             devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
             devices.create_links(rootfd)
@@ -227,6 +228,8 @@ def finish_rootfs(ctx):
         if prop not in mounts.PROPAGATION:
             raise ConfigError("linux.rootfsPropagation", f"unknown propagation {prop!r}")
         sc.mount(None, "/", None, mounts.PROPAGATION[prop], None)
+    for dest, flags in ctx.readonly_later:  # a read-only /dev, now that it is populated
+        mounts.remount_bind(dest, flags | sc.MS_RDONLY)
     if (cfg.get("root") or {}).get("readonly"):
         mounts.remount_bind("/", sc.MS_RDONLY)
     masked = linux.get("maskedPaths") or []

@@ -45,12 +45,37 @@ _BIND_ATTRS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_
                | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
 
 
+# "r"-prefixed options: mount attributes set on the whole tree (mount_setattr with
+# AT_RECURSIVE), as runc has them: option -> (MOUNT_ATTR_* to set, to clear)
+_ATTR_RDONLY, _ATTR_NOSUID, _ATTR_NODEV, _ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
+_ATTR_ATIME_MASK, _ATTR_NOATIME, _ATTR_STRICTATIME = 0x70, 0x10, 0x20
+_ATTR_NODIRATIME, _ATTR_NOSYMFOLLOW = 0x80, 0x00200000
+_RECURSIVE = {
+    "rro": (_ATTR_RDONLY, 0), "rrw": (0, _ATTR_RDONLY),
+    "rnosuid": (_ATTR_NOSUID, 0), "rsuid": (0, _ATTR_NOSUID),
+    "rnodev": (_ATTR_NODEV, 0), "rdev": (0, _ATTR_NODEV),
+    "rnoexec": (_ATTR_NOEXEC, 0), "rexec": (0, _ATTR_NOEXEC),
+    "rnodiratime": (_ATTR_NODIRATIME, 0), "rdiratime": (0, _ATTR_NODIRATIME),
+    "rrelatime": (0, _ATTR_ATIME_MASK), "rnorelatime": (0, 0),
+    "rnoatime": (_ATTR_NOATIME, _ATTR_ATIME_MASK),
+    "ratime": (0, 0), "rstrictatime": (_ATTR_STRICTATIME, _ATTR_ATIME_MASK),
+    "rnostrictatime": (0, 0),
+    "rnosymfollow": (_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, _ATTR_NOSYMFOLLOW),
+}
+
+
 class MountOptions:
-    __slots__ = ("flags", "propagation", "data", "idmap")
+    __slots__ = ("flags", "propagation", "data", "idmap", "copyup", "rec_set", "rec_clr",
+                 "explicit")
 
     def __init__(self, flags, propagation, data, idmap=None):
         self.flags, self.propagation, self.data = flags, propagation, data
         self.idmap = idmap  # None, "idmap" or "ridmap" (recursive)
+        self.copyup = False  # tmpcopyup: the tmpfs starts with the directory's contents
+        self.rec_set = self.rec_clr = 0  # MOUNT_ATTR_* for the whole tree
+        # a flag option beyond bind/rbind was given: a bind mount then gets exactly
+        # these flags (the source's others cleared, runc's rule), not the source's
+        self.explicit = False
 
     @property
     def is_bind(self):
@@ -62,19 +87,30 @@ def parse_options(options, where="mounts"):
     prop = []
     data = []
     idmap = None
+    copyup = explicit = False
+    rec_set = rec_clr = 0
     for i, opt in enumerate(options or []):
         if opt in _FLAGS:
             s, c = _FLAGS[opt]
             flags = (flags | s) & ~c
+            explicit = explicit or opt not in ("bind", "rbind", "remount")
         elif opt in PROPAGATION:
             prop.append(PROPAGATION[opt])
         elif opt in ("idmap", "ridmap"):
             idmap = opt if idmap != "ridmap" else idmap
-        elif opt == "tmpcopyup" or opt.startswith("x-"):
+        elif opt in _RECURSIVE:
+            a_set, a_clr = _RECURSIVE[opt]
+            rec_set = (rec_set & ~a_clr) | a_set
+            rec_clr = (rec_clr & ~a_set) | a_clr
+        elif opt == "tmpcopyup":
+            copyup = True
+        elif opt.startswith("x-"):
             pass  # userspace-only options
         else:
             data.append(opt)
-    return MountOptions(flags, prop, ",".join(data), idmap)
+    o = MountOptions(flags, prop, ",".join(data), idmap)
+    o.copyup, o.rec_set, o.rec_clr, o.explicit = copyup, rec_set, rec_clr, explicit
+    return o
 
 
 def mount_type(m):
@@ -151,9 +187,11 @@ def make_in_root(rootfd, path, is_dir=True, mode=0o755):
 
 # --- mounting -----------------------------------------------------------------
 
-def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None):
+def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later=None):
     """One entry of `mounts`; `idmapped`: the detached, idmapped tree the parent made
-    for it (rootfs/idmap.py), attached here instead of a bind mount."""
+    for it (rootfs/idmap.py), attached here instead of a bind mount. `later`: a list
+    that gets (destination, flags) of a read-only /dev, remounted so by the caller
+    once the devices are in (runc's order)."""
     where = f"mounts[{index}]"
     dest = m["destination"]
     if not dest.startswith("/"):
@@ -176,6 +214,15 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None):
             raise ConfigError(f"{where}.source", f"{source} does not exist") from None
     else:
         src_is_dir = True
+    existed = None  # the stat of a directory a tmpfs is to cover
+    if fstype == "tmpfs":
+        try:
+            fd = open_in_root(rootfd, dest)
+        except OSError:
+            pass
+        else:
+            existed = os.fstat(fd)
+            os.close(fd)
     try:
         destfd = make_in_root(rootfd, dest, is_dir=src_is_dir)
     except OSError as e:
@@ -197,13 +244,26 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None):
             else:
                 sc.mount(source, target, None, opts.flags & (sc.MS_BIND | sc.MS_REC), None)
             attrs = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-            if attrs:
+            if attrs or opts.explicit:
                 # the fd now names the mount point below the new bind mount: reopen it
                 os.close(destfd)
                 destfd = open_in_root(rootfd, dest)
                 remount_bind(_fd_path(destfd), attrs)
         else:
-            sc.mount(source, target, fstype, opts.flags & ~sc.MS_REMOUNT, opts.data or None)
+            flags, data = opts.flags & ~sc.MS_REMOUNT, opts.data
+            if fstype == "tmpfs":
+                flags, data, copy_from = _tmpfs_plan(dest, flags, data, opts, existed,
+                                                     target, later)
+            sc.mount(source, target, fstype, flags, data or None)
+            if fstype == "tmpfs" and copy_from is not None:
+                os.close(destfd)
+                destfd = open_in_root(rootfd, dest)
+                _copy_up(copy_from, destfd, where)
+        if opts.rec_set or opts.rec_clr:
+            os.close(destfd)
+            destfd = open_in_root(rootfd, dest)
+            sc.mount_setattr(destfd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, opts.rec_set,
+                             opts.rec_clr)
         if opts.propagation:
             os.close(destfd)
             destfd = open_in_root(rootfd, dest)
@@ -214,6 +274,80 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None):
                           f"{' (' + fstype + ')' if fstype else ''}: {e.strerror}") from None
     finally:
         os.close(destfd)
+
+
+def _tmpfs_plan(dest, flags, data, opts, existed, target, later):
+    """A tmpfs over a directory that was there takes its mode unless mode= is given
+    (runc); a read-only /dev is mounted writable and made read-only once devices are
+    in; tmpcopyup opens the directory before it is covered, for _copy_up."""
+    if existed is not None and not any(d.startswith("mode=") for d in data.split(",")):
+        data = ",".join(x for x in (data, f"mode={existed.st_mode & 0o7777:o}") if x)
+    if dest.rstrip("/") == "/dev" and flags & sc.MS_RDONLY and later is not None:
+        later.append((dest, flags & _BIND_ATTRS))
+        flags &= ~sc.MS_RDONLY
+    copy_from = None
+    if opts.copyup and existed is not None:
+        copy_from = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return flags, data, copy_from
+
+
+def _copy_up(src, dst, where):
+    """tmpcopyup: the covered directory's contents (`src`, an fd, closed here) into the
+    new tmpfs (`dst`, an O_PATH fd): files, dirs, symlinks, devices and fifos, with
+    their modes and owners. The tmpfs root takes the directory's mode and owner."""
+    try:
+        st = os.fstat(src)
+        top = os.open(_fd_path(dst), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.chmod(top, st.st_mode & 0o7777)
+            os.chown(top, st.st_uid, st.st_gid)
+            _copy_tree(src, top)
+        finally:
+            os.close(top)
+    except OSError as e:
+        raise ConfigError(where, f"tmpcopyup: {e.strerror}: {e.filename or ''}") from None
+    finally:
+        os.close(src)
+
+
+def _copy_tree(src, dst):
+    for e in os.scandir(src):
+        st = e.stat(follow_symlinks=False)
+        kind = st.st_mode & 0o170000
+        name = e.name
+        if kind == 0o040000:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            s2 = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=src)
+            d2 = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=dst)
+            try:
+                _copy_tree(s2, d2)
+                os.chmod(d2, st.st_mode & 0o7777)
+            finally:
+                os.close(s2)
+                os.close(d2)
+        elif kind == 0o120000:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif kind == 0o100000:
+            fi = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            try:
+                fo = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o600, dir_fd=dst)
+                try:
+                    while True:
+                        chunk = os.read(fi, 1 << 20)
+                        if not chunk:
+                            break
+                        os.write(fo, chunk)
+                    os.chmod(fo, st.st_mode & 0o7777)
+                finally:
+                    os.close(fo)
+            finally:
+                os.close(fi)
+        else:  # devices, fifos, sockets
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
 
 
 def _ordinary_dir(rootfd, dest, destfd, where):

@@ -532,3 +532,91 @@ def test_must_options_listed_in_features(ocirt):
     feats = json.loads(ocirt("features").ok().stdout)
     missing = set(MUST_OPTIONS) - set(feats["mountOptions"])
     assert not missing, f"features.mountOptions lacks MUST options {sorted(missing)}"
+
+
+# --- tmpfs details, recursive attributes, flags of bind mounts (runc's semantics) ----
+
+def test_tmpfs_over_an_existing_dir_takes_its_mode(ocirt, bundle):
+    os.makedirs(os.path.join(bundle.rootfs, "tmpfs"))
+    os.chmod(os.path.join(bundle.rootfs, "tmpfs"), 0o710)
+    bundle.config["mounts"].append({"type": "tmpfs", "source": "tmpfs",
+                                    "destination": "/tmpfs",
+                                    "options": ["rw", "nodev", "nosuid"]})
+    r = ocirt.run_sh(bundle, "stat -c %a /tmpfs; grep ' /tmpfs ' /proc/self/mounts")
+    lines = r.ok().lines
+    assert lines[0] == "710" and "mode=710" in lines[1]
+    bundle.config["mounts"][-1]["options"].append("mode=1500")  # explicit mode= wins
+    assert ocirt.run_sh(bundle, "stat -c %a /tmpfs").ok().stdout == "1500\n"
+    assert oct(os.stat(os.path.join(bundle.rootfs, "tmpfs")).st_mode & 0o7777) == "0o710"
+
+
+def test_tmpcopyup(ocirt, bundle):
+    """tmpcopyup: the new tmpfs starts with the covered directory's contents (modes,
+    links); the directory itself is not changed."""
+    d = os.path.join(bundle.rootfs, "dir1")
+    os.makedirs(os.path.join(d, "dir2"))
+    os.chmod(os.path.join(d, "dir2"), 0o777)
+    with open(os.path.join(d, "f"), "w") as f:
+        f.write("copied\n")
+    os.symlink("f", os.path.join(d, "link"))
+    bundle.config["mounts"].append({"type": "tmpfs", "source": "tmpfs",
+                                    "destination": "/dir1", "options": ["tmpcopyup"]})
+    r = ocirt.run_sh(bundle, "stat -c %a /dir1/dir2; cat /dir1/link; "
+                             "touch /dir1/new && grep -c ' /dir1 tmpfs' /proc/self/mounts")
+    assert r.ok().lines == ["777", "copied", "1"]
+    assert not os.path.exists(os.path.join(d, "new"))
+
+
+def test_read_only_dev(ocirt, bundle):
+    """/dev mounted ro: it is populated first (pts, devices), then made read-only."""
+    for m in bundle.config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"].append("ro")
+    r = ocirt.run_sh(bundle, "ls /dev/null /dev/pts/ptmx >/dev/null && echo ok; "
+                             "touch /dev/x 2>/dev/null || echo ro; grep ' /dev ' /proc/self/mounts")
+    lines = r.ok().lines
+    assert lines[:2] == ["ok", "ro"] and lines[2].split()[3].startswith("ro,")
+    assert "nosuid" in lines[2]
+
+
+def _host_tmpfs(path, opts):
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", path], check=True)
+
+
+def test_rro_is_recursively_read_only(ocirt, bundle):
+    """rbind,ro is read-only at the top only; rro (mount_setattr, AT_RECURSIVE) makes
+    every mount of the tree read-only."""
+    vol = os.path.join(bundle.path, "vol")
+    _host_tmpfs(vol, "rw")
+    try:
+        _host_tmpfs(os.path.join(vol, "sub"), "rw")
+        for opts, sub_ro in ((["rbind", "ro"], False), (["rbind", "rro"], True)):
+            bundle.config["mounts"] = [m for m in bundle.config["mounts"]
+                                       if m["destination"] != "/mnt"]
+            bundle.config["mounts"].append({"source": vol, "destination": "/mnt",
+                                            "options": opts})
+            r = ocirt.run_sh(bundle, "touch /mnt/x 2>/dev/null && echo rw || echo ro; "
+                                     "touch /mnt/sub/x 2>/dev/null && echo rw || echo ro")
+            assert r.ok().lines == ["ro", "ro" if sub_ro else "rw"], opts
+    finally:
+        subprocess.run(["umount", "-R", "-l", vol], check=False)
+
+
+def test_bind_with_a_clearing_flag_gets_exactly_its_flags(ocirt, bundle):
+    """A bind mount given a flag (here `dev`) gets exactly the flags asked for: the
+    source's ro and noexec are not carried over (runc, unlike mount(8))."""
+    vol = os.path.join(bundle.path, "vol")
+    _host_tmpfs(vol, "rw")
+    try:
+        subprocess.run(["mount", "--bind", "-o", "remount,ro,noexec", vol], check=True)
+        bundle.config["mounts"].append({"source": vol, "destination": "/mnt", "type": "bind",
+                                        "options": ["bind", "dev"]})
+        r = ocirt.run_sh(bundle, "grep ' /mnt ' /proc/self/mounts")
+        flags = r.ok().stdout.split()[3].split(",")
+        assert "rw" in flags and "noexec" not in flags, flags
+        bundle.config["mounts"][-1]["options"] = ["bind"]  # no flag: the source's kept
+        flags = ocirt.run_sh(bundle, "grep ' /mnt ' /proc/self/mounts").ok().stdout.split()[3]
+        assert flags.startswith("ro,") and "noexec" in flags
+    finally:
+        subprocess.run(["umount", "-l", vol], check=False)
