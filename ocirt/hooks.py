@@ -66,8 +66,11 @@ def run_hook(hook, phase, index, state, default_env=None):
         raise
     if p.returncode != 0:
         detail = (err or out).decode(errors="replace").strip().splitlines()
-        how = (f"was killed by signal {-p.returncode}" if p.returncode < 0
-               else f"exited with status {p.returncode}")
+        if p.returncode < 0:  # Go's wording follows: "signal: bad system call"
+            name = (signal.strsignal(-p.returncode) or "").lower()
+            how = f"was killed by signal {-p.returncode}" + (f" (signal: {name})" if name else "")
+        else:
+            how = f"exited with status {p.returncode}"
         raise OcirtError(f"{where}: {path} {how}" + (f": {detail[-1]}" if detail else ""))
 
 

@@ -52,7 +52,7 @@ FLAG_NEW_LISTENER = 8
 FLAG_TSYNC_ESRCH = 16
 # The syscall init uses to hand the notify fd over: a notify rule on it would stop
 # init before anyone can answer (runc refuses `write` for the same reason).
-_NO_NOTIFY = ("sendmsg",)
+_NO_NOTIFY = ("sendmsg", "write")  # the set-up's own, after the filter is in (runc's list)
 _MAX_ERRNO = 4095
 _SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
 NOTIFY_MSG = b'{"type": "seccomp-fd"}'
@@ -143,7 +143,7 @@ class Filter:
                 socket.send_fds(s, [json.dumps(msg).encode()], [fd])
             except OSError as e:
                 raise ConfigError("linux.seccomp.listenerPath",
-                                  f"cannot send the seccomp notify fd to "
+                                  f"failed to connect with seccomp agent at "
                                   f"{self.listener_path}: {e.strerror or e}") from None
         finally:
             s.close()
@@ -176,6 +176,15 @@ def _action(name, errno_ret, where, errno_where):
 
 
 def _flags(spec, uses_notify):
+    """The seccomp(2) flags. No `flags` at all (not an empty list): SPEC_ALLOW where the
+    kernel has it, as runc does (a filter would otherwise force the speculative store
+    bypass mitigation on, which a process without one does not get)."""
+    if spec.get("flags") is None:
+        try:
+            sc.seccomp(SECCOMP_SET_MODE_FILTER, FLAGS["SECCOMP_FILTER_FLAG_SPEC_ALLOW"], None)
+        except OSError as e:
+            if e.errno == 14:
+                spec = dict(spec, flags=["SECCOMP_FILTER_FLAG_SPEC_ALLOW"])
     flags = 0
     given = spec.get("flags") or []
     if not isinstance(given, list):
@@ -187,6 +196,8 @@ def _flags(spec, uses_notify):
         bit = FLAGS[name]
         if bit == FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"] and not uses_notify:
             continue
+        if bit == FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
+            continue  # init is one thread when it loads the filter: nothing to sync (runc)
         probe = bit | (FLAG_NEW_LISTENER if bit == 32 else 0)
         try:
             sc.seccomp(SECCOMP_SET_MODE_FILTER, probe, None)
@@ -196,8 +207,6 @@ def _flags(spec, uses_notify):
         flags |= bit
     if uses_notify:
         flags |= FLAG_NEW_LISTENER
-        if flags & FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
-            flags |= FLAG_TSYNC_ESRCH  # TSYNC and NEW_LISTENER need it together
     return flags
 
 
@@ -253,7 +262,8 @@ def build_filter(spec, where="linux.seccomp"):
             for j, n in enumerate(names):
                 if n in _NO_NOTIFY:
                     raise ConfigError(f"{cw}.names[{j}]", f"SCMP_ACT_NOTIFY cannot be used "
-                                      f"for {n}: ocirt sends the notify fd with it")
+                                      f"for the {n} syscall (the runtime itself needs it "
+                                      "once the filter is loaded)")
         args = call.get("args") or []
         if not isinstance(args, list):
             raise ConfigError(f"{cw}.args", "must be an array")
@@ -290,12 +300,14 @@ def build_filter(spec, where="linux.seccomp"):
     if not isinstance(spec.get("architectures") or [], list):
         raise ConfigError(f"{where}.architectures", "must be an array")
     flags = _flags(spec, uses_notify)
+    from .log import LOG
+    LOG.debug(f"seccomp filter flags: {flags & ~FLAG_NEW_LISTENER}")  # runc's line
     prog = _compile_cached(default, spec.get("architectures") or [], rules, where)
     return Filter(prog, flags, lp if uses_notify else None, spec.get("listenerMetadata"))
 
 
 # Bump when _compile's output for the same input changes.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def _compile_cached(default, arches, rules, where):
@@ -375,6 +387,7 @@ def _compile(default, arches, rules, where, warnings=None):
             f.set_attr(ps.Attr.CTL_OPTIMIZE, 2)  # binary tree: fewer instructions per call
         except OSError:
             pass
+    top = -1  # the highest native syscall number the rules name
     for act, names, conds, cw in rules:
         per_arg = {}
         for c in conds:
@@ -390,6 +403,7 @@ def _compile(default, arches, rules, where, warnings=None):
                 if warnings is not None:
                     warnings.append(msg)
                 continue
+            top = max(top, nr)
             for g in groups:
                 try:
                     f.add_rule(act, nr, *[ps.Arg(*c) for c in g])
@@ -402,14 +416,40 @@ def _compile(default, arches, rules, where, warnings=None):
     try:
         f.export_bpf(_FD(fd))
         size = os.lseek(fd, 0, os.SEEK_END)
-        if size // 8 > 4096:
+        prog = _enosys_stub(default, top) + os.pread(fd, size, 0)
+        if len(prog) // 8 > 4096:
             raise ConfigError(where, f"the filter is too long for the kernel "
-                              f"({size // 8} BPF instructions, at most 4096)")
-        return os.pread(fd, size, 0)
+                              f"({len(prog) // 8} BPF instructions, at most 4096)")
+        return prog
     except OSError as e:
         raise ConfigError(where, f"libseccomp cannot export the filter: {e.strerror}") from None
     finally:
         os.close(fd)
+
+
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "ppc64le": 0xC0000015,
+               "s390x": 0x80000016, "riscv64": 0xC00000F3}
+
+
+def _enosys_stub(default, top):
+    """BPF put before libseccomp's program: a native syscall numbered above every one
+    the profile names fails with ENOSYS, not the default action, so a syscall newer
+    than the profile looks missing and libc falls back (runc does the same). Only
+    when the default refuses (an ALLOW or LOG default lets everything through)."""
+    import struct
+    arch = _AUDIT_ARCH.get(os.uname().machine)
+    if arch is None or top < 0 or default in (ACTIONS["SCMP_ACT_ALLOW"],
+                                               ACTIONS["SCMP_ACT_LOG"]):
+        return b""
+    ld_abs, jeq, jgt, ret = 0x20, 0x15, 0x25, 0x06
+
+    def ins(code, jt, jf, k):
+        return struct.pack("HBBI", code, jt, jf, k)
+    return b"".join((ins(ld_abs, 0, 0, 4),            # A = seccomp_data.arch
+                     ins(jeq, 0, 3, arch),            # another arch: the program decides
+                     ins(ld_abs, 0, 0, 0),            # A = seccomp_data.nr
+                     ins(jgt, 0, 1, top),             # not above the profile's: go on
+                     ins(ret, 0, 0, 0x00050000 | 38)))  # SECCOMP_RET_ERRNO | ENOSYS
 
 
 class _FD:

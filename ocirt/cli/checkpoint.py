@@ -41,7 +41,7 @@ def _refuse(verb):
 
 
 def checkpoint(g, argv):
-    o, pos = CHECKPOINT.parse(argv)
+    o, pos = CHECKPOINT.parse(argv, interspersed=True)
     cid = need_id(pos, "checkpoint")
     c = statemod.Container(g["root"] or statemod.default_root(), cid)
     c.load()
@@ -59,7 +59,7 @@ def checkpoint(g, argv):
 
 
 def restore(g, argv):
-    o, pos = RESTORE.parse(argv)
+    o, pos = RESTORE.parse(argv, interspersed=True)
     cid = need_id(pos, "restore")
     statemod.check_id(cid)
     _check_common(o)

@@ -11,7 +11,7 @@ def main(g, argv):
     from ..process import cgprime
     cgprime.prime()  # first: the cgroup grace period runs while the rest loads
     from ..lifecycle.create import create
-    o, pos = FLAGS.parse(argv)
+    o, pos = FLAGS.parse(argv, interspersed=True)
     create(need_id(pos, "create"), o["bundle"], root=g["root"], pid_file=o["pid-file"],
            console_socket=o["console-socket"], no_pivot=o["no-pivot"],
            no_new_keyring=o["no-new-keyring"], preserve_fds=o["preserve-fds"])

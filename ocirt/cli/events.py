@@ -43,7 +43,7 @@ def _emit(ev):
 
 
 def main(g, argv):
-    o, pos = FLAGS.parse(argv)
+    o, pos = FLAGS.parse(argv, interspersed=True)
     cid = need_id(pos, "events")
     interval = duration(o["interval"])
     c = statemod.Container(g["root"] or statemod.default_root(), cid)

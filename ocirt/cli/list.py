@@ -12,7 +12,7 @@ _JSON_ORDER = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created
 
 
 def main(g, argv):
-    o, pos = FLAGS.parse(argv)
+    o, pos = FLAGS.parse(argv, interspersed=True)
     if pos:
         raise OcirtError('"list" takes no arguments')
     out = sys.stdout

@@ -13,7 +13,7 @@ def main(g, argv):
     from ..process import cgprime
     cgprime.prime()  # first: the cgroup grace period runs while the rest loads
     from ..lifecycle.run import run
-    o, pos = FLAGS.parse(argv)
+    o, pos = FLAGS.parse(argv, interspersed=True)
     on_exit = None
     if o["usage-file"]:
         from ..usage import usage_writer

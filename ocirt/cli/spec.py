@@ -9,7 +9,7 @@ FLAGS = Flags({"bundle": (("b",), str, "."), "rootless": ((), bool, False)})
 
 
 def main(g, argv):
-    o, pos = FLAGS.parse(argv)
+    o, pos = FLAGS.parse(argv, interspersed=True)
     if pos:
         raise OcirtError('"spec" takes no arguments')
     path = os.path.join(o["bundle"], "config.json")

@@ -76,6 +76,6 @@ def resources_from(o):
 
 
 def main(g, argv):
-    o, pos = FLAGS.parse(argv)
+    o, pos = FLAGS.parse(argv, interspersed=True)
     cid = need_id(pos, "update")
     update(cid, resources_from(o), root=g["root"])

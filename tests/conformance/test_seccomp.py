@@ -234,6 +234,58 @@ def test_flags(ocirt, bundle, flag):
     assert "rc=1" in r.stdout
 
 
+ENOSYS_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(void) {
+    long a = syscall(1000, 0xDEADBEEF, 0xCAFEFEED, 0x1337);  /* above the profile's */
+    int e1 = errno;
+    long b = syscall(SYS_getppid);                            /* refused by a rule */
+    printf("%ld %d %ld %d\n", a, e1, b, errno);
+    return 0;
+}
+"""
+
+
+def test_syscall_newer_than_the_profile_is_enosys(ocirt, bundle, tmp_path):
+    """Docker's profile (default ERRNO): a syscall numbered above every one it names
+    fails with ENOSYS, not EPERM, so libc's fallbacks work (runc's behaviour); one the
+    profile refuses still gets its errno."""
+    src = tmp_path / "enosys.c"
+    src.write_text(ENOSYS_C)
+    out = os.path.join(bundle.rootfs, "enosys")
+    p = subprocess.run(["gcc", "-static", "-o", out, str(src)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip(f"no static C toolchain here: {p.stderr.decode()[-200:]}")
+    spec = docker_profile()
+    spec["syscalls"].append({"names": ["getppid"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": errno.EACCES})
+    for rule in spec["syscalls"]:
+        if rule["action"] == "SCMP_ACT_ALLOW" and "getppid" in rule["names"]:
+            rule["names"] = [n for n in rule["names"] if n != "getppid"]
+    with_seccomp(bundle, spec)
+    bundle.args("/enosys").write()
+    r = ocirt.run(ocirt.new_id(), bundle).ok()
+    assert r.stdout.split() == ["-1", str(errno.ENOSYS), "-1", str(errno.EACCES)], r
+
+
+def test_flags_in_the_debug_log(ocirt, bundle):
+    """runc's debug line with the numeric flags: none given means SPEC_ALLOW (4) where
+    the kernel has it, [] means 0, TSYNC is not needed by a one-thread init (0)."""
+    for flags, want in ((None, ("4", "0")), ([], ("0",)), (["SECCOMP_FILTER_FLAG_TSYNC"], ("0",)),
+                        (["SECCOMP_FILTER_FLAG_LOG"], ("2",))):
+        spec = deny(["mkdir", "mkdirat"])
+        if flags is not None:
+            spec["flags"] = flags
+        with_seccomp(bundle, spec)
+        bundle.sh("mkdir /tmp/x 2>/dev/null; echo rc=$?").write()
+        r = ocirt("run", "--bundle", bundle.path, ocirt.new_id(), global_flags=("--debug",))
+        assert "rc=1" in r.ok().stdout
+        assert any(f'seccomp filter flags: {w}"' in r.stderr for w in want), (flags, r.stderr)
+
+
 # --- where the filter is loaded -------------------------------------------------------------
 
 def test_loaded_after_no_new_privs_as_the_last_step(ocirt, bundle):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ocirt import seccomp
+from ocirt import seccomp, syscalls as sc
 from ocirt.errors import ConfigError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,7 +57,7 @@ def mkdir_errno(path):
 
 
 def test_program_is_bpf(tmp_path):
-    f = seccomp.build_filter(spec(rule(["mkdir"])))
+    f = seccomp.build_filter(spec(rule(["mkdir"]), flags=[]))
     assert f.prog and len(f.prog) % 8 == 0
     assert f.flags == 0 and not f.notify
 
@@ -122,11 +122,22 @@ def test_notify_flags():
                                   flags=["SECCOMP_FILTER_FLAG_TSYNC",
                                          "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
     assert f.notify and f.listener_path == "/x"
-    assert f.flags & seccomp.FLAG_NEW_LISTENER and f.flags & seccomp.FLAG_TSYNC_ESRCH
-    assert f.flags & 32
+    # TSYNC is ignored (init is single-threaded when it loads the filter, as in runc)
+    assert f.flags == seccomp.FLAG_NEW_LISTENER | 32
     g = seccomp.build_filter(spec(rule(["mkdir"]),
                                   flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
     assert g.flags == 0  # meaningless without a listener
+
+
+def test_no_flags_field_means_spec_allow_where_the_kernel_has_it():
+    """runc's default: a config without `flags` gets SPEC_ALLOW; an empty list none."""
+    f = seccomp.build_filter({k: v for k, v in spec(rule(["mkdir"])).items() if k != "flags"})
+    try:
+        sc.seccomp(seccomp.SECCOMP_SET_MODE_FILTER, 4, None)
+    except OSError as e:
+        has = e.errno == 14
+    assert f.flags == (4 if has else 0)
+    assert seccomp.build_filter(dict(spec(rule(["mkdir"])), flags=[])).flags == 0
 
 
 def test_unknown_syscall_is_a_warning(tmp_path):
