@@ -215,7 +215,13 @@ def _intermediate(ctx, chan, exec_listener):
     _unshare(ctx.new_ns - {"user"})
     offsets = (ctx.cfg.get("linux") or {}).get("timeOffsets")
     if offsets and "time" in ctx.new_ns:
-        _write_time_offsets(offsets)
+        # in a new user namespace our /proc files belong to the host's root unless we
+        # are dumpable (as for the id maps): only then may we open timens_offsets
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)
+        try:
+            _write_time_offsets(offsets)
+        finally:
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
     pid = os.fork()
     if pid == 0:
         from .init import run_init

@@ -61,6 +61,31 @@ def test_new_time_namespace(ocirt):
     ocirt.delete(cid, "--force").ok()
 
 
+@pytest.mark.parametrize("userns", [False, True])
+def test_time_namespace_offsets(ocirt, userns):
+    """timeOffsets reach the new time namespace, with a user namespace too (the
+    offsets are written by the intermediate, root of that namespace); null offsets
+    are none (Go's reading of null)."""
+    _kernel_has("time")
+    b = ocirt.bundle(["cat", "/proc/self/timens_offsets"])
+    b.linux["namespaces"].append({"type": "time"})
+    b.linux["timeOffsets"] = {"monotonic": {"secs": 7881, "nanosecs": 2718281},
+                              "boottime": {"secs": 1337, "nanosecs": 3141519}}
+    if userns:
+        b.linux["namespaces"].append({"type": "user"})
+        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.config["mounts"] = [m for m in b.config["mounts"]
+                              if m.get("type") not in ("cgroup", "sysfs")]
+    b.write()
+    lines = [ln.split() for ln in ocirt.run(ocirt.new_id(), b).ok().lines]
+    assert ["monotonic", "7881", "2718281"] in lines and ["boottime", "1337", "3141519"] in lines
+    b.linux["timeOffsets"] = None
+    b.write()
+    lines = [ln.split() for ln in ocirt.run(ocirt.new_id(), b).ok().lines]
+    assert ["monotonic", "0", "0"] in lines
+
+
 def test_new_pid_namespace_makes_pid_1(ocirt, bundle):
     r = ocirt.run_sh(bundle, "echo $$; ls /proc | grep -c '^[0-9]'")
     pid, count = r.ok().lines
