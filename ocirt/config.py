@@ -34,8 +34,9 @@ def load(bundle):
         raise ConfigError("", f"config.json is not valid JSON: {e}") from None
     if b"\\u0000" in raw:  # a NUL can only come escaped; C would cut the string there
         check_no_nul(cfg)
-    if b'"pagesize"' in raw:
-        _go_key_aliases(cfg)
+    res = (cfg.get("linux") or {}).get("resources") if isinstance(cfg, dict) else None
+    if isinstance(res, dict):
+        fold_go_keys(res)
     if b"null" in raw and isinstance(cfg, dict):
         drop_nulls(cfg)
     # The schema check depends on the bytes alone: a document that passed once
@@ -197,14 +198,36 @@ def drop_nulls(obj):
             drop_nulls(v)
 
 
-def _go_key_aliases(cfg):
-    """runc decodes JSON with Go, whose keys match case-insensitively; configs written
-    for it (runc's own suite among them) say hugepageLimits[].pagesize. Taken as
-    pageSize (docs/compat.md), the one such spelling known in the wild."""
-    res = (cfg.get("linux") or {}).get("resources") if isinstance(cfg, dict) else None
-    for h in (res or {}).get("hugepageLimits") or [] if isinstance(res, dict) else []:
-        if isinstance(h, dict) and "pagesize" in h and "pageSize" not in h:
-            h["pageSize"] = h.pop("pagesize")
+_RESOURCE_KEYS = {k.lower(): k for k in (
+    "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified",
+    "devices", "limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+    "disableOOMKiller", "useHierarchy", "checkBeforeUpdate", "shares", "quota", "burst",
+    "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle", "weight",
+    "leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+    "throttleReadIOPSDevice", "throttleWriteIOPSDevice", "major", "minor", "rate",
+    "pageSize", "classID", "priorities", "name", "priority", "allow", "type", "access",
+    "hcaHandles", "hcaObjects")}
+
+
+def fold_go_keys(res):
+    """runc decodes JSON with Go, whose member names match case-insensitively, and
+    configs written for it say `CPU`, `Cpus` or `pagesize` (runc's own suite does):
+    LinuxResources member names are taken whatever their case. The names under
+    `unified` (cgroup files) and `rdma` (devices) are data and stay as they are."""
+    for k in list(res):
+        canon = _RESOURCE_KEYS.get(k.lower(), k) if isinstance(k, str) else k
+        if canon != k and canon not in res:
+            res[canon] = res.pop(k)
+    for k, v in res.items():
+        if k in ("unified", "rdma"):
+            if k == "rdma" and isinstance(v, dict):
+                for dev in v.values():
+                    if isinstance(dev, dict):
+                        fold_go_keys(dev)
+            continue
+        for item in (v if isinstance(v, list) else [v]):
+            if isinstance(item, dict):
+                fold_go_keys(item)
 
 
 def check_no_nul(obj, where=""):

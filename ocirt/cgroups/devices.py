@@ -2,8 +2,10 @@
 
 The rule list a container gets is the config's rules, then (as runc does) an allow
 rule for every device the runtime itself creates (/dev/null, zero, full, random,
-urandom, tty, console, ptmx, pts/*, and each linux.devices entry), plus mknod of
-anything, so a deny-all list never breaks the container's own /dev.
+urandom, tty, console, ptmx, pts/*), plus mknod of anything, so a deny-all list never
+breaks the container's own /dev. A linux.devices entry gets no rule of its own: it
+is made in /dev, and reachable only where linux.resources.devices allows it (runc's
+rule; engines send an allow rule with each device they add).
 """
 from ..errors import ConfigError
 
@@ -78,15 +80,10 @@ def parse(rules, field=FIELD):
 
 
 def effective(cfg_rules, linux_devices=()):
-    """The full ordered rule list for a container."""
+    """The full ordered rule list for a container (`linux_devices` adds none)."""
     rules = parse(cfg_rules)
     for t, mj, mn, acc in DEFAULT_ALLOWED:
         rules.append(Rule(True, t, mj, mn, acc))
-    for d in linux_devices or ():
-        t = d.get("type")
-        if t in ("c", "u", "b") and isinstance(d.get("major"), int) \
-                and isinstance(d.get("minor"), int):
-            rules.append(Rule(True, "c" if t == "u" else t, d["major"], d["minor"], "rwm"))
     return rules
 
 

@@ -264,6 +264,8 @@ def _set_mem_swap(d, lim, swap, f, check):
         cur_sw = fs.read_int(memsw)
         if cur_sw is not None and lim != -1 and cur_sw < lim:
             swap = lim
+        elif lim == -1:
+            swap = -1  # unlimited memory with a swap limit left would be refused (runc)
     # The kernel wants memsw >= limit at every moment: order the two writes.
     cur = fs.read_int(os.path.join(d, "memory.limit_in_bytes"))
     raising = lim == -1 or (lim is not None and cur is not None and lim > cur)

@@ -15,6 +15,7 @@ FLAGS = Flags({
     "cpu-shares": (("cpu-share",), str, None), "cpu-quota": ((), str, None),
     "cpu-period": ((), str, None), "cpu-rt-period": ((), str, None),
     "cpu-rt-runtime": ((), str, None), "cpu-burst": ((), str, None),
+    "cpu-idle": ((), str, None),
     "cpuset-cpus": ((), str, None), "cpuset-mems": ((), str, None),
     "pids-limit": ((), str, None), "blkio-weight": ((), str, None),
     "l3-cache-schema": ((), str, None), "mem-bw-schema": ((), str, None),
@@ -29,6 +30,7 @@ _MAP = {
     "cpu-shares": ("cpu", "shares", "int"), "cpu-quota": ("cpu", "quota", "int"),
     "cpu-period": ("cpu", "period", "int"), "cpu-rt-period": ("cpu", "realtimePeriod", "int"),
     "cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"), "cpu-burst": ("cpu", "burst", "int"),
+    "cpu-idle": ("cpu", "idle", "int"),
     "cpuset-cpus": ("cpu", "cpus", "str"), "cpuset-mems": ("cpu", "mems", "str"),
     "pids-limit": ("pids", "limit", "int"), "blkio-weight": ("blockIO", "weight", "int"),
 }
@@ -55,6 +57,9 @@ def resources_from(o):
             raise OcirtError(f"--resources {src}: not valid JSON: {e}") from None
         if not isinstance(res, dict):
             raise OcirtError(f"--resources {src}: must be a JSON object (LinuxResources)")
+        from ..config import drop_nulls, fold_go_keys
+        drop_nulls(res)
+        fold_go_keys(res)
     for flag, (sec, field, kind) in _MAP.items():
         v = o[flag]
         if v is None:

@@ -436,6 +436,24 @@ def _devnode_bundle(ocirt, rules):
     return cid, b
 
 
+def test_linux_devices_entry_follows_the_device_rules(ocirt):
+    """runc's rule: a linux.devices entry is made in /dev but gets no allow rule of its
+    own; under a deny-all list it cannot be opened (EPERM), and an allow rule opens it."""
+    cid, b = mk(ocirt, ["sh", "-c", "head -c1 /dev/kmsg; echo x > /dev/null && echo null-ok"],
+                {"devices": [{"allow": False, "access": "rwm"}]})
+    b.config["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]
+    for s in ("bounding", "effective", "permitted"):
+        b.config["process"]["capabilities"][s].append("CAP_SYSLOG")
+    b.write()
+    r = ocirt.run(cid, b).ok()
+    assert "Operation not permitted" in r.stderr and r.stdout.split() == ["null-ok"], r
+    b.config["linux"]["resources"]["devices"].append(
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"})
+    b.write()
+    r = ocirt.run(ocirt.new_id(), b).ok()
+    assert "Operation not permitted" not in r.stderr, r
+
+
 def test_device_rules_are_enforced(ocirt):
     cid, b = _devnode_bundle(ocirt, [{"allow": False, "access": "rwm"}])
     r = ocirt.run(cid, b).ok()
@@ -587,6 +605,24 @@ def test_update_flags_and_resources_file(ocirt, tmp_path):
     assert_error(ocirt("update", "--cpu-shares", "1", cid), "linux.resources.cpu.shares")
     assert_error(ocirt("update", "--memory", "lots", cid), "--memory")
     assert_error(ocirt("update", "--cpu-quota", "5", cid), "linux.resources.cpu.quota")
+    ocirt.delete(cid, "--force").ok()
+
+
+def test_update_in_runc_shapes(ocirt):
+    """Flags after the id (runc's CLI takes them there), --cpu-idle, and --memory -1
+    once a swap limit is set (the swap limit goes too, or the kernel refuses)."""
+    cid, b = mk(ocirt, ["sleep", "600"], {"memory": {"limit": 64 << 20}})
+    ocirt.create(cid, b).ok()
+    ocirt("update", cid, "--pids-limit", "123").ok()
+    assert cg_read(ocirt, cid, "pids.limit") == "123"
+    if os.path.exists(os.path.join(cg_dir(ocirt, cid, "cpu"), "cpu.idle")):
+        ocirt("update", cid, "--cpu-idle", "1").ok()
+        assert cg_read(ocirt, cid, "cpu.idle") == "1"
+        assert_error(ocirt("update", cid, "--cpu-idle", "2"), "linux.resources.cpu.idle")
+    if V1 and os.path.exists(os.path.join(cg_dir(ocirt, cid), "memory.memsw.limit_in_bytes")):
+        ocirt("update", cid, "--memory-swap", str(96 << 20)).ok()
+        ocirt("update", cid, "--memory", "-1").ok()
+        assert int(cg_read(ocirt, cid, "memory.limit")) > 1 << 60
     ocirt.delete(cid, "--force").ok()
 
 

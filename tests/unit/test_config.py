@@ -228,14 +228,19 @@ def test_namespaces_helper():
     assert config.namespaces(c) == [("pid", None), ("network", "/x")]
 
 
-def test_hugepage_pagesize_spelling_of_go_configs(tmp_path):
-    """runc reads JSON keys case-insensitively (Go): `pagesize` is taken as pageSize."""
+def test_resource_keys_in_any_case_as_go_reads_them(tmp_path):
+    """runc reads JSON keys case-insensitively (Go): `pagesize` is pageSize, `CPU` cpu,
+    `Cpus` cpus; unified file names keep their case."""
     import json
     from ocirt import config
     (tmp_path / "rootfs").mkdir()
     cfg = {"ociVersion": "1.2.0", "root": {"path": "rootfs"},
            "process": {"args": ["true"], "cwd": "/"},
-           "linux": {"resources": {"hugepageLimits": [{"pagesize": "2MB", "limit": 1}]}}}
+           "linux": {"resources": {"hugepageLimits": [{"pagesize": "2MB", "limit": 1}],
+                                   "CPU": {"Cpus": "0", "Mems": "0"},
+                                   "unified": {"Memory.High": "1"}}}}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    got = config.load(str(tmp_path))
-    assert got["linux"]["resources"]["hugepageLimits"] == [{"pageSize": "2MB", "limit": 1}]
+    got = config.load(str(tmp_path))["linux"]["resources"]
+    assert got["hugepageLimits"] == [{"pageSize": "2MB", "limit": 1}]
+    assert got["cpu"] == {"cpus": "0", "mems": "0"}
+    assert got["unified"] == {"Memory.High": "1"}
