@@ -133,7 +133,12 @@ def run_init(ctx, chan, exec_listener):
         ctx.run_hooks("startContainer", env)  # a hook without env gets the process's
         os.execve(argv0, proc["args"], env)
     except OSError as e:
-        conn.send(exec_error(proc["args"][0], e).encode())
+        msg = exec_error(proc["args"][0], e)
+        try:  # on the container's stderr too, as runc's init prints it (its first line)
+            os.write(2, (msg + "\n").encode())
+        except OSError:
+            pass
+        conn.send(msg.encode())
     except OcirtError as e:
         conn.send(str(e).encode())
     os._exit(127)

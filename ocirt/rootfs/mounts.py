@@ -66,7 +66,7 @@ _RECURSIVE = {
 
 class MountOptions:
     __slots__ = ("flags", "propagation", "data", "idmap", "copyup", "rec_set", "rec_clr",
-                 "explicit")
+                 "explicit", "cleared")
 
     def __init__(self, flags, propagation, data, idmap=None):
         self.flags, self.propagation, self.data = flags, propagation, data
@@ -76,6 +76,7 @@ class MountOptions:
         # a flag option beyond bind/rbind was given: a bind mount then gets exactly
         # these flags (the source's others cleared, runc's rule), not the source's
         self.explicit = False
+        self.cleared = 0  # MS_* flags an option asked to clear (rw, dev, suid, exec...)
 
     @property
     def is_bind(self):
@@ -88,12 +89,14 @@ def parse_options(options, where="mounts"):
     data = []
     idmap = None
     copyup = explicit = False
-    rec_set = rec_clr = 0
+    rec_set = rec_clr = cleared = 0
     for i, opt in enumerate(options or []):
         if opt in _FLAGS:
             s, c = _FLAGS[opt]
             flags = (flags | s) & ~c
             explicit = explicit or opt not in ("bind", "rbind", "remount")
+            if opt != "defaults":
+                cleared = (cleared | c) & ~s
         elif opt in PROPAGATION:
             prop.append(PROPAGATION[opt])
         elif opt in ("idmap", "ridmap"):
@@ -110,6 +113,7 @@ def parse_options(options, where="mounts"):
             data.append(opt)
     o = MountOptions(flags, prop, ",".join(data), idmap)
     o.copyup, o.rec_set, o.rec_clr, o.explicit = copyup, rec_set, rec_clr, explicit
+    o.cleared = cleared
     return o
 
 
@@ -248,7 +252,7 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later
                 # the fd now names the mount point below the new bind mount: reopen it
                 os.close(destfd)
                 destfd = open_in_root(rootfd, dest)
-                remount_bind(_fd_path(destfd), attrs)
+                remount_bind(_fd_path(destfd), attrs, opts.cleared)
         else:
             flags, data = opts.flags & ~sc.MS_REMOUNT, opts.data
             if fstype == "tmpfs":
@@ -372,8 +376,10 @@ def _ordinary_dir(rootfd, dest, destfd, where):
     return fd
 
 
-def remount_bind(target, attrs):
-    """Apply mount flags to a bind mount, keeping the flags the kernel locked."""
+def remount_bind(target, attrs, cleared=0):
+    """Apply mount flags to a bind mount, keeping the flags the kernel locked, unless
+    the config asked to clear one of them (`cleared`): then EPERM stands (runc's rule;
+    keeping it would ignore what was asked)."""
     flags = sc.MS_REMOUNT | sc.MS_BIND | attrs
     try:
         sc.mount(None, target, None, flags, None)
@@ -388,6 +394,8 @@ def remount_bind(target, attrs):
                            (os.ST_RELATIME, sc.MS_RELATIME), (os.ST_RDONLY, sc.MS_RDONLY)):
             if st.f_flag & bit:
                 locked |= mflag
+        if locked & cleared:
+            raise
         sc.mount(None, target, None, flags | locked, None)
 
 

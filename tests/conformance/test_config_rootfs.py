@@ -620,3 +620,26 @@ def test_bind_with_a_clearing_flag_gets_exactly_its_flags(ocirt, bundle):
         assert flags.startswith("ro,") and "noexec" in flags
     finally:
         subprocess.run(["umount", "-l", vol], check=False)
+
+
+def test_clearing_a_locked_flag_in_a_user_namespace_is_refused(ocirt, bundle):
+    """In a user namespace the source mount's nodev is locked: a bind asking for
+    `dev` cannot have it and is refused (not run without it); one not asking keeps
+    the locked flags."""
+    vol = os.path.join(bundle.path, "vol")
+    _host_tmpfs(vol, "rw,nodev")
+    try:
+        bundle.linux["namespaces"].append({"type": "user"})
+        bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        bundle.config["mounts"] = [m for m in bundle.config["mounts"]
+                                   if m.get("type") not in ("cgroup", "sysfs")]
+        bundle.config["mounts"].append({"source": vol, "destination": "/tmp/mnt",
+                                        "type": "bind", "options": ["bind", "dev"]})
+        bundle.write()
+        assert_error(ocirt.run(ocirt.new_id(), bundle), "mounts[", "Operation not permitted")
+        bundle.config["mounts"][-1]["options"] = ["bind", "nosuid"]
+        r = ocirt.run_sh(bundle, "grep ' /tmp/mnt ' /proc/self/mounts")
+        assert "nodev" in r.ok().stdout and "nosuid" in r.stdout
+    finally:
+        subprocess.run(["umount", "-l", vol], check=False)
