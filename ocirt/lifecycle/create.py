@@ -87,8 +87,9 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         cg = _cgroup(cfg, cid, root, ctx.rootless)
         ctx.cgroup = cg
         c.state["x_cgroup"] = cg.to_state() if cg else None
-        if any(_idmap.wanted(m) for m in cfg.get("mounts") or []):
-            ctx.idmap_fds = _idmap.prepare(cfg, bundle)  # after caller_fds was taken
+        if _idmap.needed(cfg, not ctx.rootless):  # after caller_fds was taken
+            ctx.idmap_fds = _idmap.prepare(cfg, bundle, rootfs, not ctx.rootless,
+                                           ctx.detached_locked)
         from .. import _bundle
         _bundle.release()  # imports are done; init need not keep the modules' file
         init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)

@@ -181,7 +181,7 @@ def prepare_rootfs(ctx):
     try:
         for i, m in enumerate(cfg.get("mounts") or []):
             mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, ctx.idmap_fds.get(i),
-                            ctx.readonly_later)
+                            ctx.readonly_later, rootfs, ctx.detached_locked.get(i))
         if devices.needs_dev_setup(cfg):
             devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
             devices.create_links(rootfd)

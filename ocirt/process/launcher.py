@@ -51,6 +51,7 @@ class InitContext:
         self.init_pid = None  # init's host pid, once the intermediate has reported it
         self.close_in_child = []  # fds of the create process init must not keep (locks)
         self.idmap_fds = {}  # mount index -> detached idmapped tree (rootfs/idmap.py)
+        self.detached_locked = {}  # mount index -> its source's lockable flags
         self.readonly_later = []  # (destination, flags) remounted read-only at the end
         from ..log import LOG
         self.debug = LOG.debug_on  # init's debug lines go to the parent over the channel

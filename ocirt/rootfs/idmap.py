@@ -12,6 +12,12 @@ move_mount() in its own mount namespace (rootfs/mounts.do_mount).
 The mappings are the mount's own, or, given neither but an `idmap`/`ridmap` option,
 the container's: those of its new user namespace, or the user namespace it joins.
 `ridmap` idmaps every mount of an rbind tree; otherwise only the top one is.
+
+A container with a new user namespace gets every other bind mount whose source lies
+outside its rootfs the same way, without the idmap: init, root of that namespace
+only, may be unable to reach the source (a bundle directory other users cannot
+enter), and a mount of the host's namespace could not be bound into its own anyway.
+Sources inside the rootfs stay init's to mount, after the mounts before them.
 """
 import os
 
@@ -28,22 +34,52 @@ def _map_text(entries):
     return "".join(f"{e['containerID']} {e['hostID']} {e['size']}\n" for e in entries)
 
 
-def prepare(cfg, bundle):
-    """{mount index: fd of its detached idmapped tree}; the caller closes them once
-    init has its copies. Every failure names the mount."""
+def needed(cfg, binds=True):
+    """Whether prepare() has anything to do for this config (`binds`: the caller may
+    clone mounts, i.e. it is not rootless)."""
+    ms = cfg.get("mounts") or []
+    return any(wanted(m) for m in ms) or (binds and _new_userns(cfg)
+                                          and any(_is_bind(m) for m in ms))
+
+
+def _new_userns(cfg):
+    return any(n.get("type") == "user" and not n.get("path")
+               for n in (cfg.get("linux") or {}).get("namespaces") or [])
+
+
+def _is_bind(m):
+    from .mounts import is_bind
+    return is_bind(m)
+
+
+def prepare(cfg, bundle, rootfs, binds=True, locked=None):
+    """{mount index: fd of its detached (idmapped) tree}; the caller closes them once
+    init has its copies. Every failure names the mount. `binds`: as for needed().
+    `locked` (a dict) gets, for each plain bind cloned, the flags its source has that
+    the kernel would have locked in a copied namespace (mounts.do_mount keeps them)."""
     from .mounts import parse_options
     out = {}
+    locked = {} if locked is None else locked
     users = {}  # map text -> user namespace fd, shared by mounts with the same mappings
+    userns = binds and _new_userns(cfg)
+    inside = rootfs.rstrip("/") + "/"
     try:
         for i, m in enumerate(cfg.get("mounts") or []):
-            if not wanted(m):
-                continue
             where = f"mounts[{i}]"
+            if not wanted(m):
+                if userns and _is_bind(m):
+                    src = _source(m, bundle)
+                    if not (src + "/").startswith(inside):
+                        fd = _detached_tree(m, bundle, parse_options(m.get("options"),
+                                                                     where), where)
+                        out[i] = fd
+                        locked[i] = _lockable_flags(fd)
+                continue
             opts = parse_options(m.get("options"), where)
             if not (opts.is_bind or m.get("type") == "bind"):
                 raise ConfigError(where, "idmapped mounts are only supported for bind mounts")
-            userns = _userns_of(cfg, m, where, users)
-            out[i] = _idmapped_tree(m, bundle, opts, userns, where)
+            userns_fd = _userns_of(cfg, m, where, users)
+            out[i] = _idmapped_tree(m, bundle, opts, userns_fd, where)
     except BaseException:
         for fd in out.values():
             os.close(fd)
@@ -85,16 +121,39 @@ def _userns_of(cfg, m, where, users):
     return users[key]
 
 
-def _idmapped_tree(m, bundle, opts, userns, where):
+def _lockable_flags(fd):
+    """MS_* flags of the mount `fd` names that a user namespace may not clear."""
+    f = os.fstatvfs(fd).f_flag
+    out = 0
+    for bit, ms in ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID),
+                    (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
+                    (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+                    (os.ST_RELATIME, sc.MS_RELATIME)):
+        if f & bit:
+            out |= ms
+    return out
+
+
+def _source(m, bundle):
     source = m.get("source") or ""
-    if not source.startswith("/"):
-        source = os.path.join(bundle, source)
-    recursive_tree = bool(opts.flags & sc.MS_REC)
+    return os.path.normpath(source if source.startswith("/") else os.path.join(bundle, source))
+
+
+def _detached_tree(m, bundle, opts, where):
+    """A detached copy of the source's mount tree (recursive for rbind)."""
+    source = _source(m, bundle)
     try:
-        fd = sc.open_tree(-100, source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
-                          | (sc.AT_RECURSIVE if recursive_tree else 0))
+        return sc.open_tree(-100, source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+                            | (sc.AT_RECURSIVE if opts.flags & sc.MS_REC else 0))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}.source", f"{source} does not exist") from None
     except OSError as e:
         raise ConfigError(f"{where}.source", f"cannot open {source}: {e.strerror}") from None
+
+
+def _idmapped_tree(m, bundle, opts, userns, where):
+    source = _source(m, bundle)
+    fd = _detached_tree(m, bundle, opts, where)
     try:
         sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH
                          | (sc.AT_RECURSIVE if opts.idmap == "ridmap" else 0),

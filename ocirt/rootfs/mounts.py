@@ -191,13 +191,19 @@ def make_in_root(rootfd, path, is_dir=True, mode=0o755):
 
 # --- mounting -----------------------------------------------------------------
 
-def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later=None):
-    """One entry of `mounts`; `idmapped`: the detached, idmapped tree the parent made
-    for it (rootfs/idmap.py), attached here instead of a bind mount. `later`: a list
-    that gets (destination, flags) of a read-only /dev, remounted so by the caller
-    once the devices are in (runc's order)."""
+def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later=None,
+             rootfs=None, locked=None):
+    """One entry of `mounts`; `idmapped`: the detached (maybe idmapped) tree the parent
+    made for it (rootfs/idmap.py), attached here instead of a bind mount. `later`: a
+    list that gets (destination, flags) of a read-only /dev, remounted so by the
+    caller once the devices are in (runc's order). A destination that spells out the
+    rootfs's host path (`rootfs`) is taken inside it, as runc takes it. `locked`: the
+    flags of a cloned source that a user namespace must keep (the kernel locks them
+    only in a copied namespace, so they are kept here: asked to clear one, refused)."""
     where = f"mounts[{index}]"
     dest = m["destination"]
+    if rootfs and dest.startswith(rootfs.rstrip("/") + "/"):
+        dest = dest[len(rootfs.rstrip("/")):]
     if not dest.startswith("/"):
         dest = "/" + dest
     opts = parse_options(m.get("options"), where)
@@ -248,6 +254,11 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later
             else:
                 sc.mount(source, target, None, opts.flags & (sc.MS_BIND | sc.MS_REC), None)
             attrs = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if locked and (attrs or opts.explicit):
+                if locked & opts.cleared:
+                    raise PermissionError(1, "Operation not permitted (the source mount's "
+                                          "flags are locked in a user namespace)")
+                attrs |= locked
             if attrs or opts.explicit:
                 # the fd now names the mount point below the new bind mount: reopen it
                 os.close(destfd)

@@ -643,3 +643,37 @@ def test_clearing_a_locked_flag_in_a_user_namespace_is_refused(ocirt, bundle):
         assert "nodev" in r.ok().stdout and "nosuid" in r.stdout
     finally:
         subprocess.run(["umount", "-l", vol], check=False)
+
+
+def _userns(bundle):
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"]
+                               if m.get("type") not in ("cgroup", "sysfs")]
+
+
+def test_userns_bind_sources_the_container_cannot_reach(ocirt, bundle):
+    """A bind source under a directory only the host's root may enter: the container's
+    root (uid 100000 on the host) could not open it; the runtime clones it before init
+    runs, so it is mounted all the same (runc's "userns with inaccessible mounts")."""
+    secret = os.path.join(bundle.path, "private")
+    for d in ("a", "b"):
+        host_dir(bundle, f"private/{d}", {"file": d + "\n"})
+    os.chmod(secret, 0o700)
+    _userns(bundle)
+    for d in ("a", "b"):
+        bundle.config["mounts"].append({"source": f"{secret}/{d}", "destination": f"/tmp/{d}",
+                                        "options": ["rbind"]})
+    r = ocirt.run_sh(bundle, "cat /tmp/a/file /tmp/b/file")
+    assert r.ok().lines == ["a", "b"]
+
+
+def test_destination_spelled_with_the_rootfs_host_path(ocirt, bundle):
+    """runc takes a destination that starts with the rootfs's own host path inside the
+    rootfs (its mount-order test relies on it)."""
+    src = host_dir(bundle, "src", {"f": "here\n"})
+    os.makedirs(os.path.join(bundle.rootfs, "final"))
+    bundle.config["mounts"].append({"source": src, "destination": bundle.rootfs + "/final",
+                                    "options": ["rbind"]})
+    assert ocirt.run_sh(bundle, "cat /final/f").ok().stdout == "here\n"
