@@ -159,11 +159,37 @@ def mount_in_container(target, opts, where, cgroup):
     cgroup.mount_in_container(target, opts, where)
 
 
-def join(d, pid):
+def sub_cgroups(args):
+    """exec --cgroup: ["ctrl[,ctrl]:path", ...] or ["path"] -> {controller or "": path}
+    (runc's forms), each path inside the container's cgroup."""
+    out = {}
+    for a in args:
+        ctrls, sep, path = a.partition(":")
+        if not sep:
+            if len(args) != 1:
+                raise OcirtError(f"invalid --cgroup argument {a!r} (missing <controller>: "
+                                 "prefix)")
+            ctrls, path = "", a
+        for c in ctrls.split(",") if sep else [""]:
+            if sep and not c:
+                raise OcirtError(f"invalid --cgroup argument {a!r} (empty controller)")
+            if c in out:
+                raise OcirtError(f"invalid --cgroup: controller {c} given twice")
+            clean = os.path.normpath("/" + path)
+            if clean.startswith("/..") or ".." in path.split("/"):
+                raise OcirtError(f"--cgroup {a}: bad sub cgroup path {path!r}")
+            out[c] = clean.lstrip("/")
+    return out
+
+
+def join(d, pid, sub=None):
     """Move `pid` into the container's cgroup(s): `ocirt exec` puts its process
     there before the process joins the container's namespaces. One cgroup.procs
-    write per directory, without loading a driver (exec's hot path)."""
+    write per directory, without loading a driver (exec's hot path). `sub`
+    (sub_cgroups()): a cgroup below the container's, per controller."""
     dirs = [d["dir"]] if d.get("driver") == "v2" else [h[2] for h in d.get("hier") or []]
+    if sub:
+        dirs = _sub_dirs(d, sub)
     data = str(pid).encode()
     for path in dirs:
         try:
@@ -178,5 +204,22 @@ def join(d, pid):
                 # does not own; systemd may make it
                 from . import systemd
                 return systemd.attach(d["systemd"], pid)
-            raise OcirtError(f"cannot move pid {pid} into cgroup {path}: {e.strerror}") \
-                from None
+            raise OcirtError(f"cgroup: adding pid {pid} to {path}: {e.strerror}") from None
+
+
+def _sub_dirs(d, sub):
+    if d.get("driver") == "v2":
+        if set(sub) - {""}:
+            raise OcirtError("--cgroup: cgroup v2 takes one path, without a controller")
+        return [os.path.join(d["dir"], sub[""])]
+    hier = d.get("hier") or []
+    known = {c for key, _, _ in hier for c in key.split(",")}
+    for c in sub:
+        if c and c not in known:
+            raise OcirtError(f"--cgroup: unknown controller {c!r}")
+    out = []
+    for key, _, path in hier:
+        ctrls = key.split(",")
+        rel = next((sub[c] for c in ctrls if c in sub), sub.get("", ""))
+        out.append(os.path.join(path, rel) if rel else path)
+    return out

@@ -4,6 +4,7 @@ FLAGS = Flags({
     "bundle": (("b",), str, "."), "pid-file": ((), str, None),
     "console-socket": ((), str, None), "no-pivot": ((), bool, False),
     "no-new-keyring": ((), bool, False), "preserve-fds": ((), int, 0),
+    "pidfd-socket": ((), str, None),
 })
 
 
@@ -14,4 +15,5 @@ def main(g, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     create(need_id(pos, "create"), o["bundle"], root=g["root"], pid_file=o["pid-file"],
            console_socket=o["console-socket"], no_pivot=o["no-pivot"],
-           no_new_keyring=o["no-new-keyring"], preserve_fds=o["preserve-fds"])
+           no_new_keyring=o["no-new-keyring"], preserve_fds=o["preserve-fds"],
+           pidfd_socket=o["pidfd-socket"])

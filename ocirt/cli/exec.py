@@ -11,6 +11,7 @@ FLAGS = Flags({
     "no-new-privs": ((), bool, False), "preserve-fds": ((), int, 0),
     "apparmor": ((), str, None), "process-label": ((), str, None),
     "ignore-paused": ((), bool, False), "pidfd-socket": ((), str, None),
+    "cgroup": ((), list, []),
 })
 
 
@@ -22,8 +23,6 @@ def main(g, argv):
         raise OcirtError('"exec" requires a container id')
     if o["preserve-fds"] < 0:
         raise OcirtError("--preserve-fds must not be negative")
-    if o["pidfd-socket"]:
-        raise OcirtError("--pidfd-socket is not supported")
     gids = []
     for item in o["additional-gids"]:
         gids.extend(x for x in item.split(",") if x)
@@ -34,4 +33,5 @@ def main(g, argv):
                         user=o["user"], additional_gids=gids, caps=o["cap"],
                         no_new_privs=o["no-new-privs"], preserve_fds=o["preserve-fds"],
                         apparmor=o["apparmor"], process_label=o["process-label"],
-                        ignore_paused=o["ignore-paused"])
+                        ignore_paused=o["ignore-paused"], sub_cgroups=o["cgroup"],
+                        pidfd_socket=o["pidfd-socket"])

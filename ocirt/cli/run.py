@@ -4,6 +4,7 @@ FLAGS = Flags({
     "bundle": (("b",), str, "."), "pid-file": ((), str, None),
     "console-socket": ((), str, None), "no-pivot": ((), bool, False),
     "no-new-keyring": ((), bool, False), "preserve-fds": ((), int, 0),
+    "pidfd-socket": ((), str, None),
     "detach": (("d",), bool, False), "keep": ((), bool, False),
     "no-subreaper": ((), bool, False), "usage-file": ((), str, None),
 })
@@ -21,4 +22,5 @@ def main(g, argv):
     return run(need_id(pos, "run"), o["bundle"], root=g["root"], detach=o["detach"],
                keep=o["keep"], pid_file=o["pid-file"], console_socket=o["console-socket"],
                no_pivot=o["no-pivot"], no_new_keyring=o["no-new-keyring"],
-               preserve_fds=o["preserve-fds"], on_exit=on_exit)
+               preserve_fds=o["preserve-fds"], on_exit=on_exit,
+               pidfd_socket=o["pidfd-socket"])

@@ -10,7 +10,7 @@ from ..process.launcher import InitContext, spawn
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, rootless=None, console_receiver=None,
-           park=True):
+           park=True, pidfd_socket=None):
     """Create container `cid` from `bundle`; return its init's host pid.
 
     `console_receiver`: a socket (one end of a pair) that gets the pty master when
@@ -45,6 +45,11 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     from ..rootfs import idmap as _idmap
     from .. import syscalls
     syscalls.impl()  # load the shim once here, not in each forked child
+    pidfd_conn = None
+    if pidfd_socket:  # before anything is made: a bad socket leaves nothing behind
+        from ..process.common import connect_unix
+        pidfd_conn = connect_unix(pidfd_socket, "--pidfd-socket")
+        ctx.close_in_child.append(pidfd_conn.fileno())
     c.make_dir()
     cg = listener = None
     init_pid = None
@@ -101,7 +106,13 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         c.save()
         if pid_file:
             _write_pid_file(pid_file, init_pid)
+        if pidfd_conn is not None:
+            from ..process.common import send_pidfd
+            send_pidfd(pidfd_conn, init_pid, "standard")
+            pidfd_conn = None
     except BaseException as e:
+        if pidfd_conn is not None:
+            pidfd_conn.close()
         _close_idmap_fds(ctx)
         if listener is not None:
             listener.close()

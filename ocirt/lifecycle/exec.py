@@ -123,7 +123,8 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
 def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=False,
                  pid_file=None, console_socket=None, env=(), cwd=None, user=None,
                  additional_gids=(), caps=(), no_new_privs=None, preserve_fds=0,
-                 apparmor=None, process_label=None, ignore_paused=False):
+                 apparmor=None, process_label=None, ignore_paused=False, sub_cgroups=(),
+                 pidfd_socket=None):
     if pid_file:
         from .create import check_pid_file
         check_pid_file(pid_file)
@@ -183,11 +184,21 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
         from .. import syscalls as sc
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us
     cg = st.get("x_cgroup")
+    sub = None
+    if sub_cgroups:
+        from .. import cgroups
+        sub = cgroups.sub_cgroups(list(sub_cgroups))
+        if not cg:
+            raise OcirtError(f"--cgroup: container {cid} has no cgroup")
+    pidfd_conn = None
+    if pidfd_socket:
+        from ..process.common import connect_unix
+        pidfd_conn = connect_unix(pidfd_socket, "--pidfd-socket")
 
     def on_joiner(pid):
         if cg:
             from .. import cgroups  # the package alone: join loads no driver
-            cgroups.join(cg, pid)
+            cgroups.join(cg, pid, sub)
         attrs.reset_affinity(pid)  # after the cpuset join, which sets its own
         attrs.set_affinity(pid, proc, "initial", where)
 
@@ -226,6 +237,9 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     if pid_file:
         from .create import _write_pid_file
         _write_pid_file(pid_file, pid)
+    if pidfd_conn is not None:
+        from ..process.common import send_pidfd
+        send_pidfd(pidfd_conn, pid, "setns")
     if detach:
         return 0
     target.append(pid)

@@ -16,7 +16,7 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         console_socket=None, no_pivot=False, no_new_keyring=False, preserve_fds=0,
-        on_exit=None):
+        on_exit=None, pidfd_socket=None):
     if not detach:
         # init's parent (the intermediate) exits; as subreaper we inherit init and wait for it.
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -28,7 +28,8 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
     try:
         pid = create(cid, bundle, root=root, pid_file=pid_file, console_socket=console_socket,
                      no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                     preserve_fds=preserve_fds, console_receiver=receiver, park=False)
+                     preserve_fds=preserve_fds, console_receiver=receiver, park=False,
+                     pidfd_socket=pidfd_socket)
         if mine is not None:  # the master, if init sent one (no terminal: nothing)
             try:
                 _m, anc, _f, _a = mine.recvmsg(64, socket.CMSG_SPACE(4), socket.MSG_DONTWAIT

@@ -139,3 +139,32 @@ def caller_fds(first):
             except OSError:
                 pass  # the listing's own fd
     return out
+
+
+def connect_unix(path, flag):
+    """A connected SOCK_STREAM unix socket (for --pidfd-socket)."""
+    import _socket
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        from ..errors import OcirtError
+        raise OcirtError(f"{flag} {path}: cannot connect: {e.strerror}") from None
+    return s
+
+
+def send_pidfd(conn, pid, name):
+    """--pidfd-socket: a pidfd of the container's process over the socket, with SCM_RIGHTS
+    (the name is runc's: "standard" for init, "setns" for exec), then close it."""
+    import socket
+    fd = os.pidfd_open(pid)
+    s = socket.socket(fileno=conn.detach())
+    try:
+        socket.send_fds(s, [name.encode()], [fd])
+    except OSError as e:
+        from ..errors import OcirtError
+        raise OcirtError(f"--pidfd-socket: cannot send the pidfd: {e.strerror}") from None
+    finally:
+        os.close(fd)
+        s.close()

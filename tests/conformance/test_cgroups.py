@@ -829,3 +829,28 @@ def test_unified_resources_on_a_v1_host_are_invalid(ocirt):
     assert_error(ocirt.create(cid, b), "linux.resources.unified.memory.min",
                  "invalid configuration")
     assert ocirt.state_dirs() == []
+
+
+def test_exec_into_a_sub_cgroup(ocirt):
+    """exec --cgroup: the process joins a cgroup below the container's (v1: per
+    controller, ctrl:path; v2: one path); outside it, missing, or an unknown
+    controller are refused, each in one line."""
+    cid, b = mk(ocirt, ["sleep", "600"])
+    ocirt.create(cid, b).ok()
+    ocirt.start(cid).ok()
+    assert_error(ocirt("exec", "--cgroup", "..", cid, "true"), "bad sub cgroup path")
+    assert_error(ocirt("exec", "--cgroup", "nonexistent", cid, "true"), "adding pid",
+                 "No such file or directory")
+    if V1:
+        assert_error(ocirt("exec", "--cgroup", "whaaat:/", cid, "true"), "unknown controller")
+        os.mkdir(os.path.join(cg_dir(ocirt, cid, "memory"), "submem"))
+        r = ocirt("exec", "--cgroup", "memory:submem", cid, "cat", "/proc/self/cgroup").ok()
+        assert f":memory:{cg_path(ocirt, cid)}/submem" in r.stdout
+        assert f":pids:{cg_path(ocirt, cid)}\n" in r.stdout
+        os.rmdir(os.path.join(cg_dir(ocirt, cid, "memory"), "submem"))
+    else:
+        os.mkdir(os.path.join(cg_dir(ocirt, cid), "sub"))
+        r = ocirt("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup").ok()
+        assert r.stdout.strip().endswith(f"{cg_path(ocirt, cid)}/sub")
+        os.rmdir(os.path.join(cg_dir(ocirt, cid), "sub"))
+    ocirt.delete(cid, "--force").ok()

@@ -328,3 +328,62 @@ def test_uses_the_config_as_created(ocirt):
     r = ocirt("exec", cid, "id", "-u").ok()
     assert r.stdout.strip() == "1000"
     ocirt.delete(cid, "--force").ok()
+
+
+class _PidfdReceiver:
+    """A --pidfd-socket consumer: accepts one connection and keeps the pidfd sent."""
+
+    def __init__(self, path):
+        import socket
+        import threading
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.srv.settimeout(20)
+        self.got = []
+        self.t = threading.Thread(target=self._accept, daemon=True)
+        self.t.start()
+
+    def _accept(self):
+        import socket
+        conn, _ = self.srv.accept()
+        with conn:
+            msg, fds, _f, _a = socket.recv_fds(conn, 64, 4)
+            self.got.append((msg, fds))
+
+    def pidfd(self):
+        self.t.join(20)
+        self.srv.close()
+        (name, fds), = self.got
+        return name.decode(), fds[0]
+
+
+def test_pidfd_socket_for_create_and_exec(ocirt, bundle, tmp_path):
+    """--pidfd-socket: a pidfd of init (create) and of the exec'd process (exec -d)
+    arrives over the socket, named as runc names them; signalling it kills that one."""
+    import signal
+    bundle.args("sleep", "600").write()
+    rc = _PidfdReceiver(str(tmp_path / "c.sock"))
+    cid = ocirt.new_id()
+    ocirt.create(cid, bundle, "--pidfd-socket", str(tmp_path / "c.sock")).ok()
+    name, fd = rc.pidfd()
+    assert name == "standard"
+    init = ocirt.state(cid)["pid"]
+    ocirt.start(cid).ok()
+    re_ = _PidfdReceiver(str(tmp_path / "e.sock"))
+    ocirt("exec", "-d", "--pid-file", str(tmp_path / "p"), "--pidfd-socket",
+          str(tmp_path / "e.sock"), cid, "sleep", "600").ok()
+    ename, efd = re_.pidfd()
+    assert ename == "setns"
+    epid = int((tmp_path / "p").read_text())
+    signal.pidfd_send_signal(efd, signal.SIGKILL)
+    os.close(efd)
+    wait_for(lambda: not pid_alive(epid), what="the exec'd process to die")
+    assert pid_alive(init)
+    signal.pidfd_send_signal(fd, signal.SIGKILL)
+    os.close(fd)
+    ocirt.wait_status(cid, "stopped")
+    ocirt.delete(cid).ok()
+    assert_error(ocirt.create(ocirt.new_id(), bundle, "--pidfd-socket",
+                              str(tmp_path / "none.sock")), "--pidfd-socket")
+    assert ocirt.state_dirs() == []
