@@ -1,6 +1,7 @@
 """The OCI features document (features.md): what this build of ocirt supports."""
 from .capabilities import NAMES
-from .rootfs.mounts import PROPAGATION, _FLAGS
+from .mempolicy import FLAGS as MPOL_FLAGS, MODES as MPOL_MODES
+from .rootfs.mounts import PROPAGATION, _FLAGS, _RECURSIVE
 
 
 def features():
@@ -9,7 +10,8 @@ def features():
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
                   "poststart", "poststop"],
-        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | {"tmpcopyup"}),
+        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_RECURSIVE)
+                               | {"tmpcopyup", "idmap", "ridmap"}),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(NAMES),
@@ -19,7 +21,8 @@ def features():
             "selinux": {"enabled": False},
             "seccomp": _seccomp(),
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
+            "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
         },
         "annotations": {"org.opencontainers.runtime-spec.features.ocirt.version": "0.1.0"},
     }

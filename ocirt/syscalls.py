@@ -186,6 +186,13 @@ class Real:
         what = {1: "clone", 2: "uid_map", 3: "gid_map", 4: "open"}.get(stage[0], "userns")
         return self._check(rc, f"user namespace ({what})")
 
+    def set_mempolicy(self, mode, nodes):
+        words = (max(nodes) // 64 + 1) if nodes else 0
+        mask = self.ffi.new("unsigned long[]", max(words, 1))
+        for n in nodes:
+            mask[n // 64] |= 1 << (n % 64)
+        return self._check(self.lib.ocirt_set_mempolicy(mode, mask, words), "set_mempolicy")
+
     def park(self, fd):
         return self._check(self.lib.ocirt_park(fd), "accept")
 
@@ -277,6 +284,9 @@ def move_mount(from_dfd, from_path, to_dfd, to_path, flags):
 def mount_setattr(dfd, path, flags, attr_set, attr_clr=0, propagation=0, userns_fd=0):
     return impl().mount_setattr(dfd, path, flags, attr_set, attr_clr, propagation, userns_fd)
 def userns_fd(uid_map, gid_map): return impl().userns_fd(uid_map, gid_map)
+
+
+def set_mempolicy(mode, nodes): return impl().set_mempolicy(mode, nodes)
 
 
 def park(fd=-1):

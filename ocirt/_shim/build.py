@@ -47,6 +47,7 @@ ffibuilder.cdef("""
                             unsigned long long attr_set, unsigned long long attr_clr,
                             unsigned long long propagation, int userns_fd);
     int ocirt_userns_fd(const char *uid_map, const char *gid_map, int *stage);
+    int ocirt_set_mempolicy(int mode, const unsigned long *mask, unsigned long words);
 """)
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.c")) as f:

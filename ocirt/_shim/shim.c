@@ -417,3 +417,7 @@ int ocirt_userns_fd(const char *uid_map, const char *gid_map, int *stage)
             ;
     return err ? err : fd;
 }
+
+/* set_mempolicy(2): `mask` of `words` unsigned longs; maxnode as the kernel counts it */
+int ocirt_set_mempolicy(int mode, const unsigned long *mask, unsigned long words)
+{ RET(syscall(SYS_set_mempolicy, mode, words ? mask : NULL, words ? words * 8 * sizeof(long) + 1 : 0)); }

@@ -79,7 +79,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
                                       (cfg.get("linux") or {}).get("namespaces") or []],
                        "pid_joined": any(n.get("type") == "pid" and n.get("path") for n in
                                          (cfg.get("linux") or {}).get("namespaces") or []),
-                       "seccomp": (cfg.get("linux") or {}).get("seccomp")},
+                       "seccomp": (cfg.get("linux") or {}).get("seccomp"),
+                       "memoryPolicy": (cfg.get("linux") or {}).get("memoryPolicy")},
         }
         ctx.close_in_child.append(c._lockfd)
         ctx.state_for_hooks = lambda status="creating": _hook_state(c, status, ctx.init_pid)
@@ -183,6 +184,9 @@ def _prepare_security(ctx):
         ctx.hooks = Hooks(cfg["hooks"])
     from ..process import attrs
     attrs.check(cfg.get("process") or {})
+    if "memoryPolicy" in linux:
+        from .. import mempolicy
+        ctx.mempolicy = mempolicy.parse(linux["memoryPolicy"])
     if "intelRdt" in linux:
         from .. import intelrdt
         intelrdt.check(cfg)

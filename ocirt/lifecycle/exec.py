@@ -145,6 +145,8 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
                          "seccomp": saved["seccomp"]}}
         if not saved["seccomp"]:
             del cfg["linux"]["seccomp"]
+        if saved.get("memoryPolicy"):
+            cfg["linux"]["memoryPolicy"] = saved["memoryPolicy"]
     else:
         cfg = config.load(st["bundle"])
     proc, where = build_process(cfg, process_file, args, tty, env, cwd, user,
@@ -171,6 +173,9 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     if linux.get("seccomp"):
         from ..seccomp import build_filter
         ctx.seccomp = build_filter(linux["seccomp"])
+    if linux.get("memoryPolicy"):  # exec'd processes get the container's policy too
+        from .. import mempolicy
+        ctx.mempolicy = mempolicy.parse(linux["memoryPolicy"])
     mine = None
     if proc.get("terminal"):
         from ..terminal import connect_console

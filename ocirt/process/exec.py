@@ -45,6 +45,7 @@ class ExecContext:
         self.close_in_child = []
         self.cgroup = None        # state dict of the container's cgroup
         self.init_start = None
+        self.mempolicy = None     # mempolicy.parse() of linux.memoryPolicy
         from ..log import LOG
         self.debug = LOG.debug_on  # the process's debug lines reach the parent's log
 
@@ -195,6 +196,9 @@ def _process(ctx, chan):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     set_rlimits(proc.get("rlimits"), w)
+    if ctx.mempolicy is not None:
+        from .. import mempolicy  # loaded by the parent
+        mempolicy.apply(ctx.mempolicy)
     if "oomScoreAdj" in proc:
         try:
             with open("/proc/self/oom_score_adj", "w") as f:

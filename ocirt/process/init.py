@@ -69,6 +69,9 @@ def run_init(ctx, chan, exec_listener):
     # it; runc sets them later still, from the parent), before CAP_SYS_RESOURCE goes
     set_rlimits(proc.get("rlimits"), "process",
                 " (raising a hard limit needs CAP_SYS_RESOURCE)")
+    if ctx.mempolicy is not None:  # kept through execve
+        from .. import mempolicy  # loaded by create
+        mempolicy.apply(ctx.mempolicy)
 
     # --- identity: bounding set, uid/gid, capabilities
     cwd = proc.get("cwd", "/")

@@ -53,6 +53,7 @@ class InitContext:
         self.idmap_fds = {}  # mount index -> detached idmapped tree (rootfs/idmap.py)
         self.detached_locked = {}  # mount index -> its source's lockable flags
         self.readonly_later = []  # (destination, flags) remounted read-only at the end
+        self.mempolicy = None  # mempolicy.parse() of linux.memoryPolicy
         from ..log import LOG
         self.debug = LOG.debug_on  # init's debug lines go to the parent over the channel
 
