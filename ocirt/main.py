@@ -92,8 +92,9 @@ def main(argv=None):
         LOG.path, LOG.fmt, LOG.debug_on = g["log"], g["log-format"], debug
         if g["log-format"] not in ("text", "json"):
             raise OcirtError(f"invalid --log-format {g['log-format']!r}: use text or json")
-        if g["version"]:
-            sys.stdout.write(f"ocirt version {VERSION}\nspec: {SPEC_VERSION}\n")
+        if g["version"]:  # runc's three lines, which go-runc parses
+            sys.stdout.write(f"ocirt version {VERSION}\ncommit: {_commit()}\n"
+                             f"spec: {SPEC_VERSION}\n")
             return 0
         if not rest or g["help"]:
             sys.stdout.write(USAGE)
@@ -126,6 +127,20 @@ def main(argv=None):
         return 130
     except Exception as e:  # noqa: BLE001 - one line unless --debug
         return _fail(f"{type(e).__name__}: {e}", debug, cmd)
+
+
+def _commit():
+    """The git commit of the source tree ocirt runs from, where there is one."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        with open(os.path.join(here, ".git", "HEAD")) as f:
+            head = f.read().strip()
+        if head.startswith("ref: "):
+            with open(os.path.join(here, ".git", head[5:])) as f:
+                head = f.read().strip()
+        return head[:40]
+    except OSError:
+        return "unknown"
 
 
 def _help_of(cmd):

@@ -29,7 +29,7 @@ def test_version():
     assert p.returncode == 0
     lines = p.stdout.splitlines()
     assert lines[0].startswith("ocirt version ")
-    assert any(line.startswith("spec: 1.") for line in lines)
+    assert lines[1].startswith("commit: ") and lines[2].startswith("spec: 1.")
     assert _plain("-v").stdout == p.stdout
 
 
