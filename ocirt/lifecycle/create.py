@@ -95,7 +95,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         c.state["x_cgroup"] = cg.to_state() if cg else None
         if _idmap.needed(cfg, not ctx.rootless):  # after caller_fds was taken
             ctx.idmap_fds = _idmap.prepare(cfg, bundle, rootfs, not ctx.rootless,
-                                           ctx.detached_locked)
+                                           ctx.detached_locked, ctx.idmap_late)
         from .. import _bundle
         _bundle.release()  # imports are done; init need not keep the modules' file
         init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)
@@ -148,9 +148,9 @@ def _rootfs_self_bind(ctx):
 
 
 def _close_idmap_fds(ctx):
-    for fd in ctx.idmap_fds.values():
+    for fd in list(ctx.idmap_fds.values()) + list(ctx.idmap_late.values()):
         os.close(fd)
-    ctx.idmap_fds = {}
+    ctx.idmap_fds, ctx.idmap_late = {}, {}
 
 
 def _oom_killed(cg):

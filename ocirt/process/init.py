@@ -183,7 +183,13 @@ def prepare_rootfs(ctx):
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, m in enumerate(cfg.get("mounts") or []):
-            mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, ctx.idmap_fds.get(i),
+            tree = ctx.idmap_fds.get(i)
+            if i in ctx.idmap_late:  # a source inside the rootfs, complete only now
+                from ..rootfs import idmap
+                tree = ctx.idmap_fds[i] = idmap.idmap_now(
+                    m, ctx.bundle, mounts.parse_options(m.get("options"), f"mounts[{i}]"),
+                    ctx.idmap_late[i], f"mounts[{i}]")
+            mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, tree,
                             ctx.readonly_later, rootfs, ctx.detached_locked.get(i))
         if devices.needs_dev_setup(cfg):
             devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
@@ -194,9 +200,9 @@ def prepare_rootfs(ctx):
                                    bind_from_host=_no_mknod(ctx))
     finally:
         os.close(rootfd)
-        for fd in ctx.idmap_fds.values():
+        for fd in list(ctx.idmap_fds.values()) + list(ctx.idmap_late.values()):
             os.close(fd)
-        ctx.idmap_fds = {}
+        ctx.idmap_fds, ctx.idmap_late = {}, {}
 
 
 def _no_mknod(ctx):

@@ -52,6 +52,7 @@ class InitContext:
         self.close_in_child = []  # fds of the create process init must not keep (locks)
         self.idmap_fds = {}  # mount index -> detached idmapped tree (rootfs/idmap.py)
         self.detached_locked = {}  # mount index -> its source's lockable flags
+        self.idmap_late = {}  # mount index -> user namespace fd: init idmaps it itself
         self.readonly_later = []  # (destination, flags) remounted read-only at the end
         self.mempolicy = None  # mempolicy.parse() of linux.memoryPolicy
         from ..log import LOG

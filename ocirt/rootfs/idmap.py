@@ -52,14 +52,18 @@ def _is_bind(m):
     return is_bind(m)
 
 
-def prepare(cfg, bundle, rootfs, binds=True, locked=None):
+def prepare(cfg, bundle, rootfs, binds=True, locked=None, late=None):
     """{mount index: fd of its detached (idmapped) tree}; the caller closes them once
     init has its copies. Every failure names the mount. `binds`: as for needed().
     `locked` (a dict) gets, for each plain bind cloned, the flags its source has that
-    the kernel would have locked in a copied namespace (mounts.do_mount keeps them)."""
+    the kernel would have locked in a copied namespace (mounts.do_mount keeps them).
+    `late` (a dict) gets, for an idmapped source inside the rootfs, the fd of the
+    user namespace to idmap it with: its tree is only complete once init has made the
+    mounts before it, so init clones and idmaps it then (mounts.do_mount)."""
     from .mounts import parse_options
     out = {}
     locked = {} if locked is None else locked
+    late = {} if late is None else late
     users = {}  # map text -> user namespace fd, shared by mounts with the same mappings
     userns = binds and _new_userns(cfg)
     inside = rootfs.rstrip("/") + "/"
@@ -79,10 +83,15 @@ def prepare(cfg, bundle, rootfs, binds=True, locked=None):
             if not (opts.is_bind or m.get("type") == "bind"):
                 raise ConfigError(where, "idmapped mounts are only supported for bind mounts")
             userns_fd = _userns_of(cfg, m, where, users)
+            if (_source(m, bundle) + "/").startswith(inside):
+                late[i] = os.dup(userns_fd)
+                os.set_inheritable(late[i], False)
+                continue
             out[i] = _idmapped_tree(m, bundle, opts, userns_fd, where)
     except BaseException:
-        for fd in out.values():
+        for fd in list(out.values()) + list(late.values()):
             os.close(fd)
+        late.clear()
         raise
     finally:
         for fd in users.values():
@@ -149,6 +158,11 @@ def _detached_tree(m, bundle, opts, where):
         raise ConfigError(f"{where}.source", f"{source} does not exist") from None
     except OSError as e:
         raise ConfigError(f"{where}.source", f"cannot open {source}: {e.strerror}") from None
+
+
+def idmap_now(m, bundle, opts, userns, where):
+    """In init (a `late` one): the source as init sees it, cloned and idmapped."""
+    return _idmapped_tree(m, bundle, opts, userns, where)
 
 
 def _idmapped_tree(m, bundle, opts, userns, where):

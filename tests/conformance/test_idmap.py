@@ -143,3 +143,18 @@ def test_implied_idmap_without_a_user_namespace_is_refused(ocirt, src):
     b.write()
     assert_error(ocirt.create(ocirt.new_id(), b), "mounts[", "no user namespace")
     assert ocirt.state_dirs() == []
+
+
+def test_idmapped_source_inside_the_rootfs_sees_earlier_mounts(ocirt, src):
+    """runc's "mount order, container idmap source": an idmapped bind whose source is a
+    path of the rootfs that an earlier mount made is cloned once that mount exists."""
+    s, _ = src
+    b = ocirt.bundle(["stat", "-c", "=%u:%g=", "/final/foo.txt"])
+    os.makedirs(os.path.join(b.rootfs, "mnt"))
+    os.makedirs(os.path.join(b.rootfs, "final"))
+    b.config["mounts"].append({"source": str(s), "destination": "/mnt", "options": ["rbind"]})
+    b.config["mounts"].append({"source": b.rootfs + "/mnt", "destination": "/final",
+                               "options": ["rbind"], "uidMappings": MAP,
+                               "gidMappings": MAP})
+    b.write()
+    assert ocirt.run(ocirt.new_id(), b).ok().stdout.split() == ["=100001:100001="]
