@@ -41,7 +41,7 @@ def _env(hook, default=None):
     return out
 
 
-def run_hook(hook, phase, index, state, default_env=None):
+def run_hook(hook, phase, index, state, default_env=None, cwd=None):
     """Run one hook; OcirtError naming it (hooks.<phase>[i], then runc's words) if it
     fails. `default_env`: the environment of a hook without `env` (None: ours)."""
     where = f"hooks.{phase}[{index}]: error running {phase} hook #{index}"
@@ -53,7 +53,7 @@ def run_hook(hook, phase, index, state, default_env=None):
         p = subprocess.Popen(argv, executable=path, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=_env(hook, default_env), close_fds=True,
-                             start_new_session=True)
+                             start_new_session=True, cwd=cwd)
     except OSError as e:
         raise OcirtError(f"{where}: cannot run {path}: {e.strerror}") from None
     try:
@@ -96,9 +96,9 @@ class Hooks:
     def __init__(self, hooks):
         self.hooks = hooks or {}
 
-    def run(self, phase, state, default_env=None):
+    def run(self, phase, state, default_env=None, cwd=None):
         for i, h in enumerate(self.hooks.get(phase) or []):
-            run_hook(h, phase, i, state, default_env)
+            run_hook(h, phase, i, state, default_env, cwd)
 
 
 def run_list_warn(hooks, phase, state):

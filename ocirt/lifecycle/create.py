@@ -80,7 +80,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
                        "pid_joined": any(n.get("type") == "pid" and n.get("path") for n in
                                          (cfg.get("linux") or {}).get("namespaces") or []),
                        "seccomp": (cfg.get("linux") or {}).get("seccomp"),
-                       "memoryPolicy": (cfg.get("linux") or {}).get("memoryPolicy")},
+                       "memoryPolicy": (cfg.get("linux") or {}).get("memoryPolicy"),
+                       "personality": (cfg.get("linux") or {}).get("personality")},
         }
         ctx.close_in_child.append(c._lockfd)
         ctx.state_for_hooks = lambda status="creating": _hook_state(c, status, ctx.init_pid)

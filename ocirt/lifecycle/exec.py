@@ -145,8 +145,9 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
                          "seccomp": saved["seccomp"]}}
         if not saved["seccomp"]:
             del cfg["linux"]["seccomp"]
-        if saved.get("memoryPolicy"):
-            cfg["linux"]["memoryPolicy"] = saved["memoryPolicy"]
+        for key in ("memoryPolicy", "personality"):
+            if saved.get(key):
+                cfg["linux"][key] = saved[key]
     else:
         cfg = config.load(st["bundle"])
     proc, where = build_process(cfg, process_file, args, tty, env, cwd, user,
@@ -173,6 +174,7 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     if linux.get("seccomp"):
         from ..seccomp import build_filter
         ctx.seccomp = build_filter(linux["seccomp"])
+    ctx.personality = linux.get("personality")
     if linux.get("memoryPolicy"):  # exec'd processes get the container's policy too
         from .. import mempolicy
         ctx.mempolicy = mempolicy.parse(linux["memoryPolicy"])

@@ -24,6 +24,19 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
 
 
+PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def apply_personality(pers, field="linux.personality"):
+    """linux.personality: the container's init, and every process exec'd into it."""
+    if pers is None:
+        return
+    dom = pers.get("domain", "LINUX")
+    if dom not in PERSONALITY:
+        raise ConfigError(f"{field}.domain", f"unknown domain {dom!r}")
+    sc.personality(PERSONALITY[dom])
+
+
 # --- host support ------------------------------------------------------------------
 
 def apparmor_enabled():
@@ -127,7 +140,13 @@ def apply_sched(proc, where="process"):
             sc.sched_setattr(0, *args)
         except OSError as e:
             hint = ""
-            if e.errno == 1 and s["policy"] in ("SCHED_FIFO", "SCHED_RR", "SCHED_DEADLINE"):
+            if e.errno == 1 and s["policy"] == "SCHED_DEADLINE" and \
+                    len(os.sched_getaffinity(0)) < (os.cpu_count() or 1):
+                # sched_setattr(2): EPERM when the affinity lacks a CPU of the system
+                hint = (" (process scheduler can't be used together with AllowedCPUs: "
+                        "SCHED_DEADLINE needs every CPU, and linux.resources.cpu.cpus "
+                        "leaves some out)")
+            elif e.errno == 1 and s["policy"] in ("SCHED_FIFO", "SCHED_RR", "SCHED_DEADLINE"):
                 hint = (" (real-time policies need CAP_SYS_NICE and, under a cgroup v1 cpu "
                         "controller, linux.resources.cpu.realtimeRuntime)")
             raise ConfigError(f"{where}.scheduler", f"cannot set policy {s['policy']}: "

@@ -46,6 +46,7 @@ class ExecContext:
         self.cgroup = None        # state dict of the container's cgroup
         self.init_start = None
         self.mempolicy = None     # mempolicy.parse() of linux.memoryPolicy
+        self.personality = None   # linux.personality, as init has it
         from ..log import LOG
         self.debug = LOG.debug_on  # the process's debug lines reach the parent's log
 
@@ -196,6 +197,7 @@ def _process(ctx, chan):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     set_rlimits(proc.get("rlimits"), w)
+    attrs.apply_personality(ctx.personality)
     if ctx.mempolicy is not None:
         from .. import mempolicy  # loaded by the parent
         mempolicy.apply(ctx.mempolicy)

@@ -14,7 +14,6 @@ from ..rootfs import devices, mounts
 from . import attrs
 from .common import RLIMITS, close_on_exec_but, environ as _environ, exec_error  # noqa: F401
 from .common import enter_cwd, resolve_exe, set_rlimits, try_chdir
-PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
 def run_init(ctx, chan, exec_listener):
@@ -32,11 +31,7 @@ def run_init(ctx, chan, exec_listener):
     # --- process attributes that need no filesystem
     if "oomScoreAdj" in proc:
         procfs.write("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
-    if "personality" in linux:
-        dom = linux["personality"].get("domain", "LINUX")
-        if dom not in PERSONALITY:
-            raise ConfigError("linux.personality.domain", f"unknown domain {dom!r}")
-        sc.personality(PERSONALITY[dom])
+    attrs.apply_personality(linux.get("personality"))
     if not ctx.no_new_keyring:
         try:
             sc.join_session_keyring(None)
@@ -216,6 +211,7 @@ def enter_rootfs(ctx):
     if not ctx.own_mount_ns:
         os.chroot(".")  # pivot_root would move the host's root
     elif ctx.no_pivot:
+        _hide_host_proc_and_sys(ctx.rootfs)
         sc.mount(ctx.rootfs, "/", None, sc.MS_MOVE, None)
         os.chroot(".")
     else:
@@ -232,6 +228,31 @@ def enter_rootfs(ctx):
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
         sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
+
+
+def _hide_host_proc_and_sys(rootfs):
+    """--no-pivot leaves the host's mounts under the chroot, in our mount namespace: a
+    process that makes a user namespace in the container could then mount a fresh
+    procfs (the kernel allows it when a fully visible one exists), without the masked
+    paths. Every proc and sysfs mount outside the rootfs goes first (covered by an
+    empty read-only tmpfs where it cannot be detached), as runc does."""
+    inside = rootfs.rstrip("/") + "/"
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype = right.split()[0] if right else ""
+            point = left.split()[4].replace("\\040", " ")
+            if fstype in ("proc", "sysfs") and not (point + "/").startswith(inside):
+                points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        try:
+            sc.umount2(point, sc.MNT_DETACH)
+        except OSError:
+            try:
+                sc.mount("tmpfs", point, "tmpfs", sc.MS_RDONLY, "size=0")
+            except OSError:
+                pass
 
 
 def finish_rootfs(ctx):

@@ -61,7 +61,10 @@ class InitContext:
     def run_hooks(self, phase, default_env=None):
         if self.hooks is not None:
             status = "created" if phase == "startContainer" else "creating"
-            self.hooks.run(phase, self.state_for_hooks(status), default_env)
+            # createContainer hooks run before pivot_root in the rootfs, as runc's do
+            # (relative paths in them name the container's files)
+            cwd = self.rootfs if phase == "createContainer" else None
+            self.hooks.run(phase, self.state_for_hooks(status), default_env, cwd)
 
     def mount_cgroup(self, target, opts, where):
         if self.rootless:

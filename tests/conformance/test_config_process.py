@@ -384,6 +384,16 @@ def test_personality_linux32(ocirt, bundle):
     assert ocirt.run_sh(bundle, "uname -m").ok().stdout.strip() in ("i686", "i386")
 
 
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="LINUX32 check written for x86_64")
+def test_personality_reaches_exec_processes(ocirt, bundle):
+    bundle.linux["personality"] = {"domain": "LINUX32"}
+    bundle.args("sleep", "600").write()
+    cid = ocirt.new_id()
+    ocirt.run(cid, bundle, "-d").ok()
+    assert ocirt("exec", cid, "uname", "-m").ok().stdout.strip() in ("i686", "i386")
+    ocirt.delete(cid, "--force").ok()
+
+
 def test_personality_linux(ocirt, bundle):
     bundle.linux["personality"] = {"domain": "LINUX"}
     assert ocirt.run_sh(bundle, "uname -m").ok().stdout.strip() == platform.machine()

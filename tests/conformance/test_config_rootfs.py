@@ -94,6 +94,19 @@ def test_host_root_not_reachable(ocirt, bundle):
     assert not extra, f"mounts in the container not from its config: {extra}"
 
 
+def test_no_pivot_does_not_expose_a_bare_proc(ocirt, bundle):
+    """--no-pivot leaves the host's mounts under the chroot: the host's proc and sysfs
+    mounts are detached first, so a user namespace made in the container cannot mount
+    a fresh procfs past the masked paths (runc's no_pivot test)."""
+    bundle.args("unshare", "-mrpf", "sh", "-c",
+                "mount -t proc none /proc && echo mounted").write()
+    for s in ("bounding", "permitted"):
+        bundle.process["capabilities"][s].append("CAP_SETFCAP")
+    bundle.write()
+    r = ocirt.run(ocirt.new_id(), bundle, "--no-pivot")
+    assert "mounted" not in r.stdout and "permission denied" in r.stderr, r
+
+
 def test_no_pivot(ocirt, bundle):
     """--no-pivot: the rootfs is entered with MS_MOVE + chroot and still works."""
     with open(os.path.join(bundle.rootfs, "etc/marker"), "w") as f:

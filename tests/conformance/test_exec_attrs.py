@@ -33,6 +33,33 @@ def test_io_priority_and_scheduler_for_run_and_exec(ocirt):
     ocirt.delete(cid, "--force").ok()
 
 
+def test_exec_process_file_io_priority_overrides_and_needs_no_priority(ocirt, tmp_path):
+    """An exec process.json's ioPriority (class alone: priority is OPTIONAL) wins over
+    the config's."""
+    import json
+    b = _bundle(ocirt, ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 4})
+    b.args("sleep", "600").write()
+    cid = ocirt.new_id()
+    ocirt.run(cid, b, "-d").ok()
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"ioPriority": {"class": "IOPRIO_CLASS_IDLE"},
+                             "args": ["ionice"], "cwd": "/"}))
+    assert ocirt("exec", "--process", str(p), cid).ok().stdout.strip() == "idle"
+    ocirt.delete(cid, "--force").ok()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs to leave one out")
+def test_deadline_scheduler_with_a_cpuset_is_refused_clearly(ocirt):
+    """SCHED_DEADLINE needs every CPU in the affinity: with linux.resources.cpu.cpus
+    leaving some out the kernel says EPERM; the line says why (runc's words)."""
+    b = _bundle(ocirt, scheduler={"policy": "SCHED_DEADLINE", "nice": 19, "runtime": 42000,
+                                  "deadline": 1000000, "period": 1000000})
+    b.config["linux"].setdefault("resources", {})["cpu"] = {"cpus": "0"}
+    b.write()
+    assert_error(ocirt.run(ocirt.new_id(), b), "process.scheduler",
+                 "can't be used together with AllowedCPUs")
+
+
 def test_idle_io_class_and_idle_policy(ocirt):
     b = _bundle(ocirt, ioPriority={"class": "IOPRIO_CLASS_IDLE", "priority": 0},
                 scheduler={"policy": "SCHED_IDLE"})

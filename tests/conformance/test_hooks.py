@@ -153,6 +153,17 @@ def test_failing_hook_in_runc_words(ocirt, phase):
     assert not ocirt.state_dirs()
 
 
+def test_create_container_hook_runs_in_the_rootfs(ocirt):
+    """A createContainer hook's relative paths name the container's files: it runs in
+    the rootfs directory (runc's; its hooks-library test bind-mounts ./lib/...)."""
+    b = ocirt.bundle(["cat", "/made-by-hook"])
+    b.config["root"]["readonly"] = False
+    b.config["hooks"] = {"createContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "echo relative > ./made-by-hook"]}]}
+    b.write()
+    assert ocirt.run(ocirt.new_id(), b).ok().stdout == "relative\n"
+
+
 def test_start_container_hook_gets_the_process_env(ocirt):
     """A startContainer hook without env runs with the process's environment (runc's
     historical behaviour, which images rely on)."""
