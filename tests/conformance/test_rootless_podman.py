@@ -65,6 +65,8 @@ class RootlessPodman:
             f.write('[containers]\n'
                     '# CAP_SYS_RESOURCE is missing here: no raised nofile/nproc defaults\n'
                     'default_ulimits = []\n'
+                    '# no network: slirp4netns needs /dev/net/tun 0666, which this host has 0600\n'
+                    'netns = "none"\n'
                     '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
                     f'runtime = "ocirt"\n[engine.runtimes]\nocirt = ["{OCIRT}"]\n')
         with open(os.path.join(self.base, "storage.conf"), "w") as f:
