@@ -185,6 +185,13 @@ def oci_state(st):
     return {k: st[k] for k in OCI_STATE_FIELDS if k in st}
 
 
+def error_lines(stderr):
+    """stderr without the log lines of warnings (and --debug lines): with no --log,
+    runc and ocirt write those to stderr too, before the one error line."""
+    return [ln for ln in stderr.splitlines()
+            if not (ln.startswith("time=") and (" level=warning " in ln or " level=debug " in ln))]
+
+
 def assert_error(res, *needles):
     """The runtime's error rule: exit 1 (255 for `exec`, as runc's: 1 may be its
     process's status), ONE stderr line, no traceback, the line names every needle
@@ -193,7 +200,7 @@ def assert_error(res, *needles):
     want = 255 if verb == "exec" else 1
     assert res.returncode == want, f"expected exit status {want}: {res!r}"
     assert "Traceback" not in res.stderr, f"traceback printed: {res!r}"
-    lines = res.stderr.splitlines()
+    lines = error_lines(res.stderr)
     assert len(lines) == 1, f"expected one stderr line: {res!r}"
     for n in needles:
         assert n in lines[0], f"error line does not name {n!r}: {res!r}"

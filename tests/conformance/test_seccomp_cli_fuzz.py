@@ -24,7 +24,7 @@ def _load_unit_fuzz():
 
 unit_fuzz = _load_unit_fuzz()
 
-from helpers import base_config  # noqa: E402
+from helpers import base_config, error_lines  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -58,5 +58,5 @@ def test_malformed_configs_through_the_cli(ocirt, base, rnd):
         ocirt.delete(cid, "--force").ok()
     else:
         assert "Traceback" not in r.stderr, r
-        assert len(r.stderr.splitlines()) == 1, r
+        assert len(error_lines(r.stderr)) == 1, r
     assert not ocirt.state_dirs(), f"left behind after {r!r}"
