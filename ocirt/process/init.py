@@ -6,6 +6,7 @@ after pivot_root (the host's files are gone), so every module it uses is
 imported by lifecycle/create.py in the create process, before the fork.
 """
 import os
+import _signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import capabilities, procfs, syscalls as sc
@@ -111,6 +112,13 @@ def run_init(ctx, chan, exec_listener):
     if ctx.seccomp is not None and ctx.park:
         _release_code()
 
+    # Parked as pid 1 of its pid namespace, init would ignore every signal without a
+    # handler (SIGKILL aside), so `kill TERM` of a created container would do nothing:
+    # terminating signals end it, as they end runc's init (execve resets them).
+    # (Before seccomp, which may refuse rt_sigaction.)
+    for s in _TERMINATING:
+        _signal.signal(s, _die)
+
     # --- seccomp before dropping CAP_SYS_ADMIN unless no_new_privs lets us load it last
     nnp = proc.get("noNewPrivileges", False)
     if ctx.seccomp is not None and not nnp:
@@ -140,6 +148,14 @@ def run_init(ctx, chan, exec_listener):
     except OcirtError as e:
         conn.send(str(e).encode())
     os._exit(127)
+
+
+_TERMINATING = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT,
+                _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGALRM)
+
+
+def _die(num, _frame):
+    os._exit(128 + num)
 
 
 def _release_code():

@@ -273,8 +273,14 @@ def _direct(ctx):
 
 def _join(ctx):
     joined = [(t, p) for t, p in ctx.namespaces if p is not None]
-    # A user namespace is joined first: it decides what the other setns calls may do.
-    joined.sort(key=lambda tp: (tp[0] != "user", tp[0] == "mount"))
+    if ctx.rootless:
+        # Unprivileged, we may join the others only as root of the user namespace.
+        joined.sort(key=lambda tp: (tp[0] != "user", tp[0] == "mount"))
+    else:
+        # Root of the host joins the others first, with its privileges, then the user
+        # namespace (a joined namespace need not belong to it: runc's "wrong userns
+        # owner"); mount before user, as it changes our root.
+        joined.sort(key=lambda tp: (tp[0] == "user", tp[0] == "mount"))
     for t, p in joined:
         fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
         try:

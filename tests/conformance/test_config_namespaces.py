@@ -148,6 +148,37 @@ def test_join_another_containers_user_namespace(ocirt):
     ocirt.delete(ca, "--force").ok()
 
 
+def test_join_a_user_namespace_and_a_network_namespace_it_does_not_own(ocirt):
+    """runc's "wrong userns owner": the network namespace joined is the host's child,
+    not the joined user namespace's; the runtime joins it with the host's privileges
+    first, then the user namespace."""
+    _kernel_has("user")
+    a = ocirt.bundle(SLEEP)
+    a.linux["namespaces"].append({"type": "user"})
+    a.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    a.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    a.config["mounts"] = [m for m in a.config["mounts"]
+                          if m.get("type") not in ("cgroup", "sysfs")]
+    a.write()
+    ca, pa = _created(ocirt, a)
+    h = Holder("--net")
+    try:
+        b = ocirt.bundle(SLEEP)
+        b.linux["namespaces"] = [n for n in b.linux["namespaces"] if n["type"] != "network"]
+        b.linux["namespaces"] += [{"type": "user", "path": f"/proc/{pa}/ns/user"},
+                                  {"type": "network", "path": h.path("net")}]
+        b.config["mounts"] = [m for m in b.config["mounts"]
+                              if m.get("type") not in ("cgroup", "sysfs")]
+        b.write()
+        cb, pb = _created(ocirt, b)
+        assert ns_inode(pb, "net") == h.inode("net")
+        assert ns_inode(pb, "user") == ns_inode(pa, "user")
+        ocirt.delete(cb, "--force").ok()
+    finally:
+        h.close()
+    ocirt.delete(ca, "--force").ok()
+
+
 def test_join_another_containers_time_namespace(ocirt):
     _kernel_has("time")
     a = ocirt.bundle(SLEEP)

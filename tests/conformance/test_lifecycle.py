@@ -452,3 +452,25 @@ def test_run_keep_keeps_stopped_container(ocirt):
     ocirt.run(cid, b, "--keep").ok()
     assert ocirt.status(cid) == "stopped"
     ocirt.delete(cid).ok()
+
+
+def test_a_created_container_dies_of_sigterm(ocirt, bundle):
+    """Parked pid 1 of its namespace ignores signals it has no handler for; a created
+    container still ends on SIGTERM (as runc's init does), and its process later gets
+    the default dispositions."""
+    bundle.args("sh", "-c", "grep SigCgt /proc/self/status").write()
+    cid = ocirt.new_id()
+    ocirt.create(cid, bundle).ok()
+    ocirt.kill(cid, "TERM").ok()
+    ocirt.wait_status(cid, "stopped", timeout=5)
+    ocirt.delete(cid).ok()
+    r = ocirt.run(ocirt.new_id(), bundle).ok()
+    assert int(r.stdout.split()[1], 16) == 0, r
+
+
+def test_empty_namespace_path_is_none(ocirt, bundle):
+    """"path": "" is Go's zero value: a new namespace, as with no path."""
+    for n in bundle.linux["namespaces"]:
+        n["path"] = ""
+    bundle.write()
+    ocirt.run(ocirt.new_id(), bundle).ok()
