@@ -219,10 +219,15 @@ def fold_go_keys(res):
     configs written for it say `CPU`, `Cpus` or `pagesize` (runc's own suite does):
     LinuxResources member names are taken whatever their case. The names under
     `unified` (cgroup files) and `rdma` (devices) are data and stay as they are."""
-    for k in list(res):
-        canon = _RESOURCE_KEYS.get(k.lower(), k) if isinstance(k, str) else k
-        if canon != k and canon not in res:
-            res[canon] = res.pop(k)
+    if any(isinstance(k, str) and _RESOURCE_KEYS.get(k.lower(), k) != k for k in res):
+        items = list(res.items())
+        res.clear()
+        for k, v in items:  # in document order, as Go decodes: a later key wins, and
+            canon = _RESOURCE_KEYS.get(k.lower(), k)  # objects merge into earlier ones
+            if isinstance(res.get(canon), dict) and isinstance(v, dict):
+                res[canon].update(v)
+            else:
+                res[canon] = v
     for k, v in res.items():
         if k in ("unified", "rdma"):
             if k == "rdma" and isinstance(v, dict):

@@ -50,6 +50,7 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         start(cid, root=root)
     except BaseException:
         if master is not None:
+            _drain(master)  # what init said on its terminal (its exec error) comes first
             os.close(master)
         delete(cid, force=True, root=root)
         raise
@@ -81,4 +82,16 @@ def _forward(pid, num):
     try:
         os.kill(pid, num)
     except ProcessLookupError:
+        pass
+
+
+def _drain(master):
+    os.set_blocking(master, False)
+    try:
+        while True:
+            data = os.read(master, 65536)
+            if not data:
+                break
+            os.write(1, data)
+    except OSError:
         pass

@@ -54,7 +54,12 @@ class ExecContext:
         """Open init's namespace files (types the container has); check init is
         still the same process afterwards."""
         from ..state import process_alive
-        for t in _ORDER:
+        order = _ORDER
+        if "user" in self.namespaces and _host_root():
+            # with the host's privileges first, then the user namespace: a namespace
+            # the container joined need not belong to its user namespace
+            order = tuple(t for t in _ORDER if t != "user") + ("user",)
+        for t in order:
             if t not in self.namespaces:
                 continue
             name = NAMESPACES[t][1]
@@ -78,6 +83,17 @@ class ExecContext:
         for _t, fd in self.ns_fds:
             os.close(fd)
         self.ns_fds = []
+
+
+def _host_root():
+    """Root of the host's user namespace (not rootless)."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def spawn(ctx, on_joiner=None, on_seccomp_fd=None):

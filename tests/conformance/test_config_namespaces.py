@@ -173,6 +173,9 @@ def test_join_a_user_namespace_and_a_network_namespace_it_does_not_own(ocirt):
         cb, pb = _created(ocirt, b)
         assert ns_inode(pb, "net") == h.inode("net")
         assert ns_inode(pb, "user") == ns_inode(pa, "user")
+        ocirt.start(cb).ok()  # exec joins them the same way
+        r = ocirt("exec", cb, "readlink", "/proc/self/ns/net").ok()
+        assert r.stdout.strip() == f"net:[{h.inode('net')}]"
         ocirt.delete(cb, "--force").ok()
     finally:
         h.close()

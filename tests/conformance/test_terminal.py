@@ -244,6 +244,24 @@ def test_run_terminal_with_piped_stdio(ocirt):
     assert b"\r" not in p.stdout and p.stdout.endswith(b"got:piped\n/dev/pts/0\n"), p
 
 
+def test_run_terminal_shows_inits_exec_error_first(ocirt):
+    """With a relayed terminal, what init printed on it before failing (its execve
+    error) still reaches the caller, ahead of ocirt's own line (runc's order)."""
+    import subprocess
+    b = tty_bundle(ocirt, "true")
+    with open(os.path.join(b.rootfs, "run.sh"), "w") as f:
+        f.write("#!/no-such-program\n")  # execve says ENOENT: the interpreter is missing
+    os.chmod(os.path.join(b.rootfs, "run.sh"), 0o755)
+    b.args("/run.sh").write()
+    p = subprocess.run(ocirt.argv("run", "--bundle", b.path, ocirt.new_id()),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=20,
+                       env=ocirt.env())
+    assert p.returncode == 1, p
+    assert p.stdout.decode().splitlines()[0] == \
+        "exec /run.sh: no such file or directory", p
+    assert not ocirt.state_dirs()
+
+
 def test_exec_tty_relayed_without_carriage_returns(ocirt):
     import subprocess
     b = ocirt.bundle(["sleep", "600"])

@@ -237,10 +237,11 @@ def test_resource_keys_in_any_case_as_go_reads_them(tmp_path):
     cfg = {"ociVersion": "1.2.0", "root": {"path": "rootfs"},
            "process": {"args": ["true"], "cwd": "/"},
            "linux": {"resources": {"hugepageLimits": [{"pagesize": "2MB", "limit": 1}],
+                                   "cpu": {"shares": 100, "cpus": "1"},
                                    "CPU": {"Cpus": "0", "Mems": "0"},
                                    "unified": {"Memory.High": "1"}}}}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     got = config.load(str(tmp_path))["linux"]["resources"]
     assert got["hugepageLimits"] == [{"pageSize": "2MB", "limit": 1}]
-    assert got["cpu"] == {"cpus": "0", "mems": "0"}
+    assert got["cpu"] == {"shares": 100, "cpus": "0", "mems": "0"}  # merged, later wins
     assert got["unified"] == {"Memory.High": "1"}
