@@ -95,7 +95,9 @@ def parse_options(options, where="mounts"):
             s, c = _FLAGS[opt]
             flags = (flags | s) & ~c
             explicit = explicit or opt not in ("bind", "rbind", "remount")
-            if opt != "defaults":
+            if opt == "strictatime":  # asks for none of the other atime flags
+                cleared |= sc.MS_NOATIME | sc.MS_NODIRATIME | sc.MS_RELATIME
+            elif opt != "defaults":
                 cleared = (cleared | c) & ~s
         elif opt in PROPAGATION:
             prop.append(PROPAGATION[opt])
