@@ -41,6 +41,12 @@ class Channel:
             msg["fds"] = fds
         return msg
 
+    def send_fd(self, type_, fd, **fields):
+        """A message with one fd attached (SCM_RIGHTS)."""
+        fields["type"] = type_
+        self.sock.sendmsg([jsonfast.dumps(fields).encode()],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
+
     def debug(self, on, text):
         """A debug line for the parent's log (`on`: --debug was given)."""
         if on:

@@ -50,7 +50,7 @@ def run_init(ctx, chan, exec_listener):
         sc.if_up("lo")
 
     # --- the root filesystem
-    prepare_rootfs(ctx)
+    prepare_rootfs(ctx, chan)
     if ctx.hooks is not None:  # without hooks there is nothing to wait for
         chan.send("hooks", phase="createRuntime")
         ctx.init_pid = chan.expect("hooks-done").get("pid")  # our host pid, for hook state
@@ -177,7 +177,7 @@ def _wait_for_start(listener, release):
 
 # --- rootfs ------------------------------------------------------------------
 
-def prepare_rootfs(ctx):
+def prepare_rootfs(ctx, chan=None):
     """Mounts in the new mount namespace, before pivot_root."""
     cfg = ctx.cfg
     linux = cfg.get("linux") or {}
@@ -196,10 +196,7 @@ def prepare_rootfs(ctx):
         for i, m in enumerate(cfg.get("mounts") or []):
             tree = ctx.idmap_fds.get(i)
             if i in ctx.idmap_late:  # a source inside the rootfs, complete only now
-                from ..rootfs import idmap
-                tree = ctx.idmap_fds[i] = idmap.idmap_now(
-                    m, ctx.bundle, mounts.parse_options(m.get("options"), f"mounts[{i}]"),
-                    ctx.idmap_late[i], f"mounts[{i}]")
+                tree = ctx.idmap_fds[i] = _idmap_late(ctx, chan, m, i)
             mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, tree,
                             ctx.readonly_later, rootfs, ctx.detached_locked.get(i))
         if devices.needs_dev_setup(cfg):
@@ -214,6 +211,22 @@ def prepare_rootfs(ctx):
         for fd in list(ctx.idmap_fds.values()) + list(ctx.idmap_late.values()):
             os.close(fd)
         ctx.idmap_fds, ctx.idmap_late = {}, {}
+
+
+def _idmap_late(ctx, chan, m, i):
+    """The idmapped tree of a source inside the rootfs, cloned now that the mounts
+    before it exist: by init itself, or, in a new user namespace (which may not
+    idmap), by the create process's helper in our mount namespace (launcher.py)."""
+    if "user" in ctx.new_ns:
+        chan.send("idmap", index=i)
+        msg = chan.expect("idmap-fd")
+        if msg.get("message"):
+            raise OcirtError(msg["message"])
+        return msg["fds"][0]
+    from ..rootfs import idmap
+    return idmap.idmap_now(m, ctx.bundle, mounts.parse_options(m.get("options"),
+                                                               f"mounts[{i}]"),
+                           ctx.idmap_late[i], f"mounts[{i}]")
 
 
 def _no_mknod(ctx):

@@ -133,7 +133,7 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                     " loading it, e.g. sendto, accept4, close, execve, exit_group)"
                     if ctx.seccomp is not None else ""))
             kind = msg["type"]
-            if init_pid is None and kind in ("hooks", "seccomp-fd", "ready"):
+            if init_pid is None and kind in ("hooks", "seccomp-fd", "ready", "idmap"):
                 # init and the intermediate share the channel: init may speak before
                 # the intermediate has reported init's pid, which comes next.
                 deferred.append(msg)
@@ -158,6 +158,8 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                 return init_pid
             elif kind == "log":
                 LOG.debug(msg["msg"])
+            elif kind == "idmap":
+                _idmap_for_init(ctx, parent, init_pid, msg["index"])
             elif kind == "error":
                 raise OcirtError(msg["message"])
     except BaseException:
@@ -176,6 +178,36 @@ def spawn(ctx, exec_listener, on_intermediate=None):
         parent.close()
         if ctx.console_conn is not None:
             ctx.console_conn.close()  # init has its copy
+
+
+def _idmap_for_init(ctx, chan, init_pid, index):
+    """An idmapped tree of a source inside the rootfs, for an init in a new user
+    namespace (it may not idmap: only the host's root may): a child of ours enters
+    init's mount namespace, where the mounts before it exist, clones and idmaps the
+    source there and sends the tree to init."""
+    from ..rootfs import idmap
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fd = os.open(f"/proc/{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            sc.setns(fd, NAMESPACES["mount"][0])
+            m = (ctx.cfg.get("mounts") or [])[index]
+            from ..rootfs.mounts import parse_options
+            where = f"mounts[{index}]"
+            tree = idmap.idmap_now(m, ctx.bundle, parse_options(m.get("options"), where),
+                                   ctx.idmap_late[index], where)
+            chan.send_fd("idmap-fd", tree)
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - init reports it
+            try:
+                chan.send("idmap-fd", message=str(e) if isinstance(e, OcirtError)
+                          else f"{type(e).__name__}: {e}")
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    _reap(pid)
 
 
 def _reap(pid):

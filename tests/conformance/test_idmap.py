@@ -145,11 +145,21 @@ def test_implied_idmap_without_a_user_namespace_is_refused(ocirt, src):
     assert ocirt.state_dirs() == []
 
 
-def test_idmapped_source_inside_the_rootfs_sees_earlier_mounts(ocirt, src):
+@pytest.mark.parametrize("userns", [False, True])
+def test_idmapped_source_inside_the_rootfs_sees_earlier_mounts(ocirt, src, userns):
     """runc's "mount order, container idmap source": an idmapped bind whose source is a
-    path of the rootfs that an earlier mount made is cloned once that mount exists."""
+    path of the rootfs that an earlier mount made is cloned once that mount exists (in
+    a new user namespace, by the runtime in init's mount namespace)."""
     s, _ = src
     b = ocirt.bundle(["stat", "-c", "=%u:%g=", "/final/foo.txt"])
+    want = "=100001:100001="
+    if userns:
+        b.linux["namespaces"].append({"type": "user"})
+        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        b.config["mounts"] = [m for m in b.config["mounts"]
+                              if m.get("type") not in ("cgroup", "sysfs")]
+        want = f"={OVERFLOW}:{OVERFLOW}="  # 100001 is not mapped in 200000+
     os.makedirs(os.path.join(b.rootfs, "mnt"))
     os.makedirs(os.path.join(b.rootfs, "final"))
     b.config["mounts"].append({"source": str(s), "destination": "/mnt", "options": ["rbind"]})
@@ -157,4 +167,9 @@ def test_idmapped_source_inside_the_rootfs_sees_earlier_mounts(ocirt, src):
                                "options": ["rbind"], "uidMappings": MAP,
                                "gidMappings": MAP})
     b.write()
-    assert ocirt.run(ocirt.new_id(), b).ok().stdout.split() == ["=100001:100001="]
+    assert ocirt.run(ocirt.new_id(), b).ok().stdout.split() == [want]
+    if userns:  # with the container's own mapping through the idmap: its ids inside
+        b.config["mounts"][-1]["uidMappings"] = b.linux["uidMappings"]
+        b.config["mounts"][-1]["gidMappings"] = b.linux["gidMappings"]
+        b.write()
+        assert ocirt.run(ocirt.new_id(), b).ok().stdout.split() == ["=1:1="]
