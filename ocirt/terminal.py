@@ -31,13 +31,8 @@ MASTER_NAME = "/dev/pts/ptmx"  # the name sent with the fd (receivers ignore it)
 
 def connect_console(path):
     """A connected socket to --console-socket, made before the fork."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        s.connect(path)
-    except OSError as e:
-        s.close()
-        raise OcirtError(f"--console-socket {path}: cannot connect: {e.strerror or e}") from None
-    return s
+    from .process.common import connect_unix
+    return connect_unix(path, "--console-socket")
 
 
 def recv_master(sock, block=True):

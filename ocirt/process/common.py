@@ -142,7 +142,7 @@ def caller_fds(first):
 
 
 def connect_unix(path, flag):
-    """A connected SOCK_STREAM unix socket (for --pidfd-socket)."""
+    """A connected SOCK_STREAM unix socket (--console-socket, --pidfd-socket)."""
     import _socket
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
@@ -150,7 +150,7 @@ def connect_unix(path, flag):
     except OSError as e:
         s.close()
         from ..errors import OcirtError
-        raise OcirtError(f"{flag} {path}: cannot connect: {e.strerror}") from None
+        raise OcirtError(f"{flag} {path}: cannot connect: {e.strerror or e}") from None
     return s
 
 
