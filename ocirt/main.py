@@ -122,6 +122,9 @@ def main(argv=None):
         sys.stdout.write(command_help(cmd, h.flags))
         return 0
     except OcirtError as e:
+        if getattr(e, "quiet", False):  # already on the caller's screen: the log only
+            LOG.error(str(e))
+            return 1
         return _fail(str(e), debug, cmd)
     except KeyboardInterrupt:
         return 130

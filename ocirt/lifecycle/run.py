@@ -48,11 +48,14 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
                 s.close()
     try:
         start(cid, root=root)
-    except BaseException:
+    except BaseException as e:
         if master is not None:
             _drain(master)  # what init said on its terminal (its exec error) comes first
             os.close(master)
         delete(cid, force=True, root=root)
+        if not detach and getattr(e, "shown_by_init", False):
+            # the caller saw init's own line (its stdio is ours): said once, as runc
+            e.quiet = True
         raise
     if detach:
         return 0

@@ -92,4 +92,8 @@ def _start_failed(c, err):
         destroy(c)
     except OcirtError:
         pass
-    raise OcirtError(f"container {c.id}: {err.decode(errors='replace')}")
+    printed = err.startswith(b"\x01")  # init put it on the container's stderr already
+    text = err.lstrip(b"\x01").decode(errors="replace")
+    e = OcirtError(f"container {c.id}: {text}")
+    e.shown_by_init = printed
+    raise e

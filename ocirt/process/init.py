@@ -144,12 +144,13 @@ def run_init(ctx, chan, exec_listener):
             os.write(2, (msg + "\n").encode())
         except OSError:
             pass
-        conn.send(msg.encode())
+        conn.send(PRINTED + msg.encode())  # start knows the process's stderr has it
     except OcirtError as e:
         conn.send(str(e).encode())
     os._exit(127)
 
 
+PRINTED = b"\x01"  # leads an error init has also printed on the container's stderr
 _TERMINATING = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT,
                 _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGALRM)
 

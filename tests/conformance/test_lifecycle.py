@@ -474,3 +474,24 @@ def test_empty_namespace_path_is_none(ocirt, bundle):
         n["path"] = ""
     bundle.write()
     ocirt.run(ocirt.new_id(), bundle).ok()
+
+
+def test_execve_failure_said_once_in_the_foreground(ocirt, bundle, tmp_path):
+    """run in the foreground shares its stdio with init: init's own line is the one
+    line (runc's "[execve error]"), the error still goes to --log; detached, start
+    says it too (the container's stderr is not the caller's)."""
+    bundle.config["root"]["readonly"] = False
+    with open(os.path.join(bundle.rootfs, "run.sh"), "w") as f:
+        f.write("#!/mmnnttbb foo bar\nsh\n")
+    os.chmod(os.path.join(bundle.rootfs, "run.sh"), 0o755)
+    bundle.args("/run.sh").write()
+    log = tmp_path / "log"
+    r = ocirt("run", "--bundle", bundle.path, ocirt.new_id(), global_flags=("--log", str(log)))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["exec /run.sh: no such file or directory"], r
+    assert "level=error" in log.read_text()
+    cid = ocirt.new_id()
+    ocirt.create(cid, bundle).ok()
+    r = ocirt.start(cid)
+    assert r.returncode == 1 and r.stderr.splitlines()[-1].startswith("ocirt: container")
+    assert ocirt.state_dirs() == []
