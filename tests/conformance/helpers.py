@@ -121,6 +121,20 @@ def set_namespaces(cfg, entries):
     return cfg
 
 
+def add_userns(b, uid=100000, gid=None, size=65536, mounts=True):
+    """A new user namespace for bundle `b`: container 0.. mapped to host `uid`..
+    (`gid`.., default the same); without the cgroup and sysfs mounts, which a root
+    mapped elsewhere may not make (`mounts` False keeps them)."""
+    b.linux["namespaces"].append({"type": "user"})
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": size}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": uid if gid is None else gid,
+                               "size": size}]
+    if mounts:
+        b.config["mounts"] = [m for m in b.config["mounts"]
+                              if m.get("type") not in ("cgroup", "sysfs")]
+    return b
+
+
 class Bundle:
     """A bundle directory: rootfs/ and config.json (`config` is the dict)."""
 

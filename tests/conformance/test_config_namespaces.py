@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from helpers import Holder, assert_error, mountinfo_lines, ns_inode, set_namespaces
+from helpers import (Holder, add_userns, assert_error, mountinfo_lines, ns_inode,
+                     set_namespaces)
 
 SLEEP = ["sleep", "600"]
 # OCI type -> /proc/<pid>/ns name
@@ -72,11 +73,7 @@ def test_time_namespace_offsets(ocirt, userns):
     b.linux["timeOffsets"] = {"monotonic": {"secs": 7881, "nanosecs": 2718281},
                               "boottime": {"secs": 1337, "nanosecs": 3141519}}
     if userns:
-        b.linux["namespaces"].append({"type": "user"})
-        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        b.config["mounts"] = [m for m in b.config["mounts"]
-                              if m.get("type") not in ("cgroup", "sysfs")]
+        add_userns(b)
     b.write()
     lines = [ln.split() for ln in ocirt.run(ocirt.new_id(), b).ok().lines]
     assert ["monotonic", "7881", "2718281"] in lines and ["boottime", "1337", "3141519"] in lines
@@ -129,11 +126,7 @@ def test_join_another_containers_user_namespace(ocirt):
     own; the process is root of that namespace (its files are made as the mapped
     root, not refused with EOVERFLOW), device nodes are bound, not made."""
     _kernel_has("user")
-    a = ocirt.bundle(SLEEP)
-    a.linux["namespaces"].append({"type": "user"})
-    a.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    a.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    a.write()
+    a = add_userns(ocirt.bundle(SLEEP), 100000, 200000, mounts=False).write()
     ca, pa = _created(ocirt, a)
     b = ocirt.bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; "
                       "touch /tmp/f && stat -c %u /tmp/f"])
@@ -153,13 +146,7 @@ def test_join_a_user_namespace_and_a_network_namespace_it_does_not_own(ocirt):
     not the joined user namespace's; the runtime joins it with the host's privileges
     first, then the user namespace."""
     _kernel_has("user")
-    a = ocirt.bundle(SLEEP)
-    a.linux["namespaces"].append({"type": "user"})
-    a.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    a.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    a.config["mounts"] = [m for m in a.config["mounts"]
-                          if m.get("type") not in ("cgroup", "sysfs")]
-    a.write()
+    a = add_userns(ocirt.bundle(SLEEP)).write()
     ca, pa = _created(ocirt, a)
     h = Holder("--net")
     try:

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from helpers import assert_error
+from helpers import add_userns, assert_error
 
 
 def parse_mountinfo(text):
@@ -642,11 +642,7 @@ def test_clearing_a_locked_flag_in_a_user_namespace_is_refused(ocirt, bundle):
     vol = os.path.join(bundle.path, "vol")
     _host_tmpfs(vol, "rw,nodev")
     try:
-        bundle.linux["namespaces"].append({"type": "user"})
-        bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        bundle.config["mounts"] = [m for m in bundle.config["mounts"]
-                                   if m.get("type") not in ("cgroup", "sysfs")]
+        add_userns(bundle)
         bundle.config["mounts"].append({"source": vol, "destination": "/tmp/mnt",
                                         "type": "bind", "options": ["bind", "dev"]})
         bundle.write()
@@ -658,14 +654,6 @@ def test_clearing_a_locked_flag_in_a_user_namespace_is_refused(ocirt, bundle):
         subprocess.run(["umount", "-l", vol], check=False)
 
 
-def _userns(bundle):
-    bundle.linux["namespaces"].append({"type": "user"})
-    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    bundle.config["mounts"] = [m for m in bundle.config["mounts"]
-                               if m.get("type") not in ("cgroup", "sysfs")]
-
-
 def test_userns_bind_sources_the_container_cannot_reach(ocirt, bundle):
     """A bind source under a directory only the host's root may enter: the container's
     root (uid 100000 on the host) could not open it; the runtime clones it before init
@@ -674,7 +662,7 @@ def test_userns_bind_sources_the_container_cannot_reach(ocirt, bundle):
     for d in ("a", "b"):
         host_dir(bundle, f"private/{d}", {"file": d + "\n"})
     os.chmod(secret, 0o700)
-    _userns(bundle)
+    add_userns(bundle)
     for d in ("a", "b"):
         bundle.config["mounts"].append({"source": f"{secret}/{d}", "destination": f"/tmp/{d}",
                                         "options": ["rbind"]})

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from helpers import assert_error
+from helpers import add_userns, assert_error
 
 MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 OVERFLOW = open("/proc/sys/kernel/overflowuid").read().strip()
@@ -32,11 +32,7 @@ def _bundle(ocirt, script, mount, userns=False):
     b = ocirt.bundle(["sh", "-c", script])
     b.config["mounts"].append(mount)
     if userns:
-        b.linux["namespaces"].append({"type": "user"})
-        b.linux["uidMappings"] = MAP
-        b.linux["gidMappings"] = MAP
-        b.config["mounts"] = [m for m in b.config["mounts"]
-                              if m.get("type") not in ("cgroup", "sysfs")]
+        add_userns(b)
     return b.write()
 
 
@@ -90,13 +86,7 @@ def test_implied_mapping_and_recursion(ocirt, src, opt, sub_ids):
 
 def test_implied_mapping_of_a_joined_user_namespace(ocirt, src):
     s, _ = src
-    a = ocirt.bundle(["sleep", "600"])
-    a.linux["namespaces"].append({"type": "user"})
-    a.linux["uidMappings"] = MAP
-    a.linux["gidMappings"] = MAP
-    a.config["mounts"] = [m for m in a.config["mounts"]
-                          if m.get("type") not in ("cgroup", "sysfs")]
-    a.write()
+    a = add_userns(ocirt.bundle(["sleep", "600"])).write()
     ca = ocirt.new_id()
     ocirt.create(ca, a).ok()
     pid = ocirt.state(ca)["pid"]
@@ -154,11 +144,7 @@ def test_idmapped_source_inside_the_rootfs_sees_earlier_mounts(ocirt, src, usern
     b = ocirt.bundle(["stat", "-c", "=%u:%g=", "/final/foo.txt"])
     want = "=100001:100001="
     if userns:
-        b.linux["namespaces"].append({"type": "user"})
-        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-        b.config["mounts"] = [m for m in b.config["mounts"]
-                              if m.get("type") not in ("cgroup", "sysfs")]
+        add_userns(b, 200000)
         want = f"={OVERFLOW}:{OVERFLOW}="  # 100001 is not mapped in 200000+
     os.makedirs(os.path.join(b.rootfs, "mnt"))
     os.makedirs(os.path.join(b.rootfs, "final"))
