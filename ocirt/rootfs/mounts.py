@@ -226,17 +226,16 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later
             raise ConfigError(f"{where}.source", f"{source} does not exist") from None
     else:
         src_is_dir = True
-    existed = None  # the stat of a directory a tmpfs is to cover
+    existed = destfd = None  # the stat of a directory a tmpfs is to cover
     if fstype == "tmpfs":
         try:
-            fd = open_in_root(rootfd, dest)
+            destfd = open_in_root(rootfd, dest)
+            existed = os.fstat(destfd)
         except OSError:
             pass
-        else:
-            existed = os.fstat(fd)
-            os.close(fd)
     try:
-        destfd = make_in_root(rootfd, dest, is_dir=src_is_dir)
+        if destfd is None:
+            destfd = make_in_root(rootfd, dest, is_dir=src_is_dir)
     except OSError as e:
         if fstype in ("proc", "sysfs") and e.errno == 17:  # a dangling symlink is there
             raise ConfigError(f"{where}.destination", f"{dest} must be mounted on ordinary "
