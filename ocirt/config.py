@@ -47,12 +47,39 @@ def load(bundle):
     # The schema check depends on the bytes alone: a document that passed once
     # passes again (the semantic checks, which look at the host, always run).
     key = raw + b"\0" + _schema_stamp()
-    if not isinstance(cfg, dict) or cache_get("schema", key) is None:
+    verdict = cache_get("schema", key) if isinstance(cfg, dict) else None
+    if verdict is None:
         check(cfg)
-        cache_put("schema", key, b"ok")
+        from . import schema
+        unknown = schema.unknown_fields(cfg)
+        verdict = "\n".join(["ok"] + unknown).encode()
+        cache_put("schema", key, verdict)
     else:
         _check_semantics(cfg)
+    if verdict != b"ok":
+        _warn_unknown(cfg, verdict.decode().split("\n")[1:])
     return cfg
+
+
+def _warn_unknown(cfg, fields):
+    """Fields ocirt does not know (a newer spec's, or typos) are said once, not dropped
+    without a word; the container runs as an engine sending its own version expects."""
+    from . import OCI_VERSION
+    from .log import LOG
+    ver = cfg.get("ociVersion")
+    newer = ""
+    if isinstance(ver, str) and _version_key(ver) > _version_key(OCI_VERSION):
+        newer = f" (ociVersion {ver} is newer than ocirt's {OCI_VERSION})"
+    LOG.warning(f"config.json{newer}: ignoring field{'s' if len(fields) > 1 else ''} "
+                f"ocirt does not know: {', '.join(fields)}")
+
+
+def _version_key(v):
+    core, _, pre = v.partition("-")
+    nums = []
+    for part in core.split(".")[:3]:
+        nums.append(int(part) if part.isdigit() else 0)
+    return tuple(nums + [0] * (3 - len(nums))) + ((0,) if pre else (1,))
 
 
 def check(cfg):

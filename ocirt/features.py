@@ -1,4 +1,5 @@
 """The OCI features document (features.md): what this build of ocirt supports."""
+from . import OCI_VERSION
 from .capabilities import NAMES
 from .mempolicy import FLAGS as MPOL_FLAGS, MODES as MPOL_MODES
 from .rootfs.mounts import PROPAGATION, _FLAGS, _RECURSIVE
@@ -7,7 +8,7 @@ from .rootfs.mounts import PROPAGATION, _FLAGS, _RECURSIVE
 def features():
     return {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.0",
+        "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
                   "poststart", "poststop"],
         "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_RECURSIVE)

@@ -5,7 +5,7 @@ import sys
 from .errors import HelpRequested, OcirtError
 
 VERSION = "0.1.0"
-SPEC_VERSION = "1.2.0"
+from . import OCI_VERSION as SPEC_VERSION
 COMMANDS = {
     "create": "create a container from a bundle",
     "start": "start a created container",

@@ -18,6 +18,7 @@ seccomp(2) (``Filter.load``), so nothing is loaded or resolved after pivot_root.
 """
 import os
 
+from . import OCI_VERSION
 from . import syscalls as sc
 from .errors import ConfigError, OcirtError
 
@@ -132,7 +133,7 @@ class Filter:
         the spec's ContainerProcessState (runc's format), then close our copy."""
         import json
         import socket
-        msg = {"ociVersion": state.get("ociVersion", "1.2.0"), "fds": [SECCOMP_FD_NAME],
+        msg = {"ociVersion": state.get("ociVersion", OCI_VERSION), "fds": [SECCOMP_FD_NAME],
                "pid": pid, "state": state}
         if self.metadata:
             msg["metadata"] = self.metadata

@@ -1,4 +1,5 @@
 """`ocirt spec`: a default config.json (what `runc spec` users expect)."""
+from . import OCI_VERSION
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -19,7 +20,7 @@ def _cgroupns():
 
 def default_spec(rootless=False, uid=0, gid=0):
     spec = {
-        "ociVersion": "1.2.0",
+        "ociVersion": OCI_VERSION,
         "process": {
             "terminal": True,
             "user": {"uid": 0, "gid": 0},

@@ -8,10 +8,9 @@ The directory itself is the per-container lock (flock).
 import fcntl
 import os
 
-from . import jsonfast
+from . import OCI_VERSION, jsonfast  # noqa: F401 (OCI_VERSION: state documents say it)
 from .errors import ContainerNotFound, OcirtError
 
-OCI_VERSION = "1.2.0"
 _ID_MAX = 1024
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-")
 

@@ -13,6 +13,7 @@ terminal relayed to the caller's when --tty has no --console-socket.
 import os
 import _signal as signal
 
+from .. import OCI_VERSION
 from .. import config, state as statemod
 from ..errors import ConfigError, OcirtError
 
@@ -56,7 +57,7 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
         try:
             if b"\\u0000" in raw:
                 config.check_no_nul(p, "process")
-            config.check({"ociVersion": cfg.get("ociVersion") or "1.2.0",
+            config.check({"ociVersion": cfg.get("ociVersion") or OCI_VERSION,
                           "root": {"path": "rootfs"}, "process": p})
         except ConfigError as e:
             raise OcirtError(f"--process {process_file}: {e}") from None

@@ -141,7 +141,10 @@ RICH = {
                         "hugetlb.1GB.max": "1073741824"},
         },
         "intelRdt": {"closID": "guaranteed_group", "l3CacheSchema": "L3:0=7f0;1=1f",
-                     "memBwSchema": "MB:0=20;1=70", "enableCMT": True, "enableMBM": False},
+                     "memBwSchema": "MB:0=20;1=70", "enableCMT": True, "enableMBM": False,
+                     "schemata": ["L2:0=ff"], "enableMonitoring": True},
+        "netDevices": {"eth1": {"name": "net1"}},
+        "memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]},
         "sysctl": {"net.ipv4.ip_forward": "1", "net.core.somaxconn": "256"},
         "seccomp": {
             "defaultAction": "SCMP_ACT_ERRNO",
@@ -424,7 +427,7 @@ def test_rich_config_sets_every_schema_property():
             for v in x:
                 collect(v)
     collect(RICH)
-    assert names - used <= {"windows", "solaris", "vm", "zos"}
+    assert names - used <= {"windows", "solaris", "vm", "zos", "freebsd"}
 
 
 # --- invalid documents: exact path and message ------------------------------
@@ -965,3 +968,17 @@ def test_schema_found_in_installed_layout(tmp_path):
         print(s.schema_file("config"))
     """ % os.path.join(DATA, "runc-spec.json"), cwd=str(tmp_path), env=env)
     assert out.strip() == str(pkg / "spec" / "config-schema.json")
+
+
+def test_unknown_fields_lists_what_the_schema_does_not_name():
+    assert schema.unknown_fields(RICH) == []
+    doc = json.loads(json.dumps(RICH))
+    doc["root"]["x-future"] = 1
+    doc["linux"]["netDevices"]["eth1"]["mtu"] = 9000
+    doc["linux"]["sysctl"]["any.key"] = "1"          # a map: every key is known
+    doc["annotations"]["x"] = "y"
+    doc["mounts"][1]["newOpt"] = True
+    doc["linux"]["seccomp"]["syscalls"][2]["args"][0]["extra"] = 0
+    assert schema.unknown_fields(doc) == [
+        'root["x-future"]', "mounts[1].newOpt", "linux.netDevices.eth1.mtu",
+        "linux.seccomp.syscalls[2].args[0].extra"]
