@@ -10,13 +10,14 @@ from ..process.launcher import InitContext, spawn
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, rootless=None, console_receiver=None,
-           park=True, pidfd_socket=None):
+           park=True, pidfd_socket=None, stdio=None):
     """Create container `cid` from `bundle`; return its init's host pid.
 
     `console_receiver`: a socket (one end of a pair) that gets the pty master when
     process.terminal is true and there is no console_socket (`run` relays it).
     `park`: init gives back its code pages while it waits (`run`, which starts it
-    at once, says False: they would only fault back in)."""
+    at once, says False: they would only fault back in).
+    `stdio`: three fds that become init's 0, 1 and 2 (default: this process's own)."""
     root = root or statemod.default_root()
     if pid_file:
         check_pid_file(pid_file)
@@ -35,11 +36,13 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     preserve = preserve_fds + _listen_fds()
     ctx = InitContext(cfg, bundle, rootfs, {
         "no_pivot": no_pivot, "no_new_keyring": no_new_keyring, "park": park,
-        "preserve_fds": preserve, "console_socket": console_socket})
+        "preserve_fds": preserve, "console_socket": console_socket, "stdio": stdio})
     _prepare_security(ctx)
     from .. import rootless as _rootless
     ctx.rootless = _rootless.is_rootless() if rootless is None else bool(rootless)
     ctx.setgroups_denied = _rootless.check_config(cfg, ctx.rootless)
+    netdevs = _netdevices(ctx)
+    rdt = _intelrdt(cfg, cid)  # checked against the host before anything is made
     # Everything init will need after pivot_root is imported now, before the fork.
     from ..process import init  # noqa: F401
     from ..rootfs import idmap as _idmap
@@ -91,6 +94,9 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         # The cgroup last before the fork: its first mkdir waits for cgprime's no-op
         # migration (which holds the kernel's cgroup mutex through its grace period),
         # so everything above runs meanwhile.
+        if rdt is not None:  # its group made and its schemata written before the fork
+            rdt.apply()
+            c.state["x_intelrdt"] = rdt.to_state()
         cg = _cgroup(cfg, cid, root, ctx.rootless)
         ctx.cgroup = cg
         c.state["x_cgroup"] = cg.to_state() if cg else None
@@ -99,12 +105,14 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
                                            ctx.detached_locked, ctx.idmap_late)
         from .. import _bundle
         _bundle.release()  # imports are done; init need not keep the modules' file
-        init_pid = spawn(ctx, listener, on_intermediate=cg.add_pid if cg else None)
+        init_pid = spawn(ctx, listener, on_intermediate=_placement(cg, rdt))
         _close_idmap_fds(ctx)
         listener.close()
         listener = None
         c.state["pid"] = init_pid
         c.state["x_init_start"] = statemod.proc_start_time(init_pid)[0]
+        if netdevs is not None:
+            c.state["x_netdevices"] = netdevs.record()
         c.save()
         if pid_file:
             _write_pid_file(pid_file, init_pid)
@@ -113,6 +121,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             send_pidfd(pidfd_conn, init_pid, "standard")
             pidfd_conn = None
     except BaseException as e:
+        if netdevs is not None:
+            netdevs.rollback()  # before init's namespace goes, with virtual devices in it
         if pidfd_conn is not None:
             pidfd_conn.close()
         _close_idmap_fds(ctx)
@@ -127,6 +137,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if cg is not None:
             from ..cgroups import remove
             remove(cg.to_state())
+        if rdt is not None:
+            rdt.remove(force=True)  # all this create made, a closID group too
         if not ctx.own_mount_ns:
             from ..rootfs.mounts import unmount_below
             unmount_below(rootfs, self_bind=_rootfs_self_bind(ctx))
@@ -138,6 +150,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
                               "container init was OOM-killed (memory limit "
                               f"{lim or ''} too low?)".replace("limit  ", "limit ")) from None
         raise
+    if netdevs is not None:
+        netdevs.close()
     c.unlock()
     return init_pid
 
@@ -188,13 +202,43 @@ def _prepare_security(ctx):
     if "memoryPolicy" in linux:
         from .. import mempolicy
         ctx.mempolicy = mempolicy.parse(linux["memoryPolicy"])
-    if "intelRdt" in linux:
-        from .. import intelrdt
-        intelrdt.check(cfg)
     if (cfg.get("process") or {}).get("terminal"):
         from .. import terminal  # noqa: F401
     # fds the caller leaked to us (not stdio, not preserved): init closes them first
     ctx.close_in_child.extend(caller_fds(3 + ctx.preserve_fds))
+
+
+def _netdevices(ctx):
+    """linux.netDevices checked now; moved by spawn once init's namespace exists."""
+    if not (ctx.cfg.get("linux") or {}).get("netDevices"):
+        return None
+    from .. import netdev
+    mover = netdev.Mover(*netdev.check(ctx.cfg, ctx.rootless))
+    ctx.on_netns = mover.move
+    return mover
+
+
+def _intelrdt(cfg, cid):
+    rdt = (cfg.get("linux") or {}).get("intelRdt")
+    if rdt is None:
+        return None
+    from .. import intelrdt
+    m = intelrdt.Manager(rdt, cid)
+    m.validate()
+    return m
+
+
+def _placement(cg, rdt):
+    """spawn's on_intermediate: the cgroup, then the resctrl group (init inherits
+    both from the intermediate)."""
+    if rdt is None:
+        return cg.add_pid if cg else None
+
+    def place(pid):
+        if cg:
+            cg.add_pid(pid)
+        rdt.add_pid(pid)
+    return place
 
 
 def _cgroup(cfg, cid, root, rootless=False):

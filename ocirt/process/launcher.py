@@ -41,6 +41,7 @@ class InitContext:
         self.park = opts.get("park", True)  # give back code pages while waiting in created
         self.preserve_fds = opts.get("preserve_fds", 0)
         self.console_socket = opts.get("console_socket")
+        self.stdio = opts.get("stdio")  # fds for init's 0, 1, 2 (None: the caller's)
         self.console_conn = None  # connected console socket (init sends the pty master)
         self.seccomp = None
         self.setgroups_denied = False
@@ -55,6 +56,7 @@ class InitContext:
         self.idmap_late = {}  # mount index -> user namespace fd: init idmaps it itself
         self.readonly_later = []  # (destination, flags) remounted read-only at the end
         self.mempolicy = None  # mempolicy.parse() of linux.memoryPolicy
+        self.on_netns = None  # f(init_pid), once init's namespaces exist (netDevices)
         from ..log import LOG
         self.debug = LOG.debug_on  # init's debug lines go to the parent over the channel
 
@@ -94,6 +96,10 @@ def spawn(ctx, exec_listener, on_intermediate=None):
     if pid == 0:
         cgprime.release()
         parent.close()
+        if ctx.stdio is not None:
+            for i, fd in enumerate(ctx.stdio):
+                if fd != i:
+                    os.dup2(fd, i)
         for fd in ctx.close_in_child:
             os.close(fd)
         code = 1
@@ -138,6 +144,9 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                 # the intermediate has reported init's pid, which comes next.
                 deferred.append(msg)
                 continue
+            if ctx.on_netns is not None and kind in ("hooks", "idmap", "seccomp-fd", "ready"):
+                on_netns, ctx.on_netns = ctx.on_netns, None  # init has unshared: before
+                on_netns(init_pid)  # any hook, and before the container process runs
             if kind == "userns":
                 _write_id_maps(ctx, pid)
                 parent.send("maps-done", setgroups_denied=ctx.setgroups_denied)
