@@ -233,7 +233,8 @@ def fast_record(st):
            ("kill_ok", "1" if own_pid_namespace(st) else "0")]
     cg = st.get("x_cgroup")
     plain = not cg or (set(cg) <= _PLAIN_CGROUP_KEYS and not cg.get("systemd"))
-    delete_ok = plain and not st.get("x_hooks") and not st.get("x_host_mounts")
+    delete_ok = plain and not st.get("x_hooks") and not st.get("x_host_mounts") \
+        and not st.get("x_intelrdt")  # its resctrl group goes in Python
     if cg and not plain:
         return None  # the freezer's whereabouts are not known here: no fast status
     if cg:

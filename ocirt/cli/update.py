@@ -74,13 +74,11 @@ def resources_from(o):
             if not isinstance(res.get(sec), dict):
                 res[sec] = {}
             res[sec][field] = v
-    for flag in ("l3-cache-schema", "mem-bw-schema"):
-        if o[flag] is not None:
-            raise OcirtError(f"--{flag}: Intel RDT is not supported by ocirt")
     return res
 
 
 def main(g, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     cid = need_id(pos, "update")
-    update(cid, resources_from(o), root=g["root"])
+    update(cid, resources_from(o), root=g["root"], l3_cache_schema=o["l3-cache-schema"],
+           mem_bw_schema=o["mem-bw-schema"])

@@ -71,6 +71,9 @@ def destroy(c):
     if st.get("x_cgroup"):
         from ..cgroups import remove
         remove(st["x_cgroup"])
+    if st.get("x_intelrdt"):
+        from ..intelrdt import remove_state
+        remove_state(st["x_intelrdt"])
     if st.get("x_host_mounts"):
         from ..rootfs.mounts import unmount_below
         unmount_below(st["rootfs"], self_bind=st.get("x_rootfs_bind", False))

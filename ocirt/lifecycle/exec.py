@@ -207,6 +207,9 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
         if cg:
             from .. import cgroups  # the package alone: join loads no driver
             cgroups.join(cg, pid, sub)
+        if st.get("x_intelrdt"):  # exec'd processes share the container's RDT group
+            from .. import intelrdt
+            intelrdt.add_exec_pid(st["x_intelrdt"], pid)
         attrs.reset_affinity(pid)  # after the cpuset join, which sets its own
         attrs.set_affinity(pid, proc, "initial", where)
 

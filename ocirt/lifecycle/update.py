@@ -19,7 +19,7 @@ def ram_bytes(s, flag):
     return int(float(m.group(1)) * _MULT[m.group(2).lower()])
 
 
-def update(cid, resources, root=None):
+def update(cid, resources, root=None, l3_cache_schema=None, mem_bw_schema=None):
     c = statemod.Container(root or statemod.default_root(), cid).lock()
     try:
         c.load()
@@ -29,7 +29,21 @@ def update(cid, resources, root=None):
         cg = c.state.get("x_cgroup")
         if not cg:
             raise OcirtError(f"container {cid} has no cgroup")
+        rdt = None
+        if l3_cache_schema or mem_bw_schema:  # refused before anything changes
+            from .. import intelrdt
+            rdt = intelrdt.update_container(c.state.get("x_intelrdt"), cid,
+                                            l3_cache_schema, mem_bw_schema)
+            old = rdt.update(l3_cache_schema, mem_bw_schema)
         from .. import cgroups
-        cgroups.update(cg, resources, "linux.resources")
+        try:
+            cgroups.update(cg, resources, "linux.resources")
+        except BaseException:
+            if rdt is not None:
+                rdt.restore(old)
+            raise
+        if rdt is not None:
+            c.state["x_intelrdt"] = rdt.to_state()
+            c.save()
     finally:
         c.unlock()
