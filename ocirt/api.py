@@ -11,6 +11,8 @@ the CLI, for Python programs that embed the runtime (an online judge, a CI syste
 Every failure raises ocirt.errors.OcirtError (ConfigError names the JSON path).
 `root` defaults to /run/user/$UID/ocirt, as for the CLI.
 """
+from dataclasses import dataclass
+
 from .errors import ConfigError, ContainerNotFound, OcirtError, WrongState  # noqa: F401
 from .lifecycle.create import create  # noqa: F401
 from .lifecycle.delete import delete  # noqa: F401
@@ -19,6 +21,36 @@ from .lifecycle.query import list_containers, state  # noqa: F401
 from .lifecycle.run import run  # noqa: F401
 from .lifecycle.start import start  # noqa: F401
 from .specgen import default_spec  # noqa: F401
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The verdict of run_measured. Times in seconds, sizes in bytes; None where the
+    kernel has no such counter (pids_peak; peak_swap on cgroup v1, which counts memory
+    and swap together)."""
+    exit_code: int | None      # None when a signal killed it
+    signal: int | None
+    oom_killed: bool           # the cgroup's oom_kill counter, not a guess from SIGKILL
+    timed_out: bool            # wall_limit reached: every process of the container killed
+    wall_time: float           # from start to the last process gone
+    cpu_user: float | None
+    cpu_system: float | None
+    peak_memory: int | None    # v2 memory.peak, v1 memory.max_usage_in_bytes
+    peak_swap: int | None      # v2 memory.swap.peak
+    pids_peak: int | None
+
+
+def run_measured(id, bundle, *, root=None, wall_limit=None, stdin=None, stdout=None,
+                 stderr=None):
+    """Create, start, wait and delete container `id`; return its RunResult.
+
+    `wall_limit` (s): past it every process of the container is killed (timed_out).
+    stdin/stdout/stderr: a path, an open file or fd, or None (/dev/null); the process
+    never gets the caller's terminal. Raises ConfigError naming the field for a limit
+    that cannot be applied, before anything runs; leaves nothing behind on any path."""
+    from .lifecycle.measured import run_measured as _run
+    return RunResult(**_run(id, bundle, root=root, wall_limit=wall_limit, stdin=stdin,
+                            stdout=stdout, stderr=stderr))
 
 
 def wait(cid, root=None):

@@ -21,30 +21,31 @@ def usage(st):
         return None
 
 
-def final_report(cid, root, status):
-    """What --usage-file gets: the usage plus the exit status and OOM verdict."""
+def final_report(cid, root, status, wall=None):
+    """What --usage-file gets: run_measured's fields (docs/api.md), then `id`,
+    `exit_status` (128+N for signal N) and the cgroup's usage in detail."""
+    from .lifecycle.measured import verdict
     c = statemod.Container(root or statemod.default_root(), cid)
     c.load()
-    u = usage(c.state) or {}
-    kills = u.get("oom_kills") or 0
-    out = {"id": cid, "exit_status": status,
-           "signal": status - 128 if status > 128 else None,
-           "oom_killed": bool(kills) and status == 128 + 9}
-    out.update(u)
+    out = verdict(c.state, status, False, wall)
+    out["id"] = cid
+    out["exit_status"] = status
+    out.update(usage(c.state) or {})
     return out
 
 
 def usage_writer(path, cid, root):
-    """ocirt run --usage-file F: returns on_exit(status), called after the container's
-    process exits and before delete removes the cgroup."""
+    """ocirt run --usage-file F: returns on_exit(status, wall), called after the
+    container's process exits and before delete removes the cgroup."""
     path = os.path.abspath(path)
 
-    def on_exit(status):
-        rep = final_report(cid, root, status)
+    def on_exit(status, wall=None):
+        rep = final_report(cid, root, status, wall)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             f.write(jsonfast.dumps(rep, indent=2) + "\n")
         os.rename(tmp, path)
+    on_exit.takes_wall = True
     return on_exit
 
 

@@ -230,10 +230,11 @@ def v2_stats(st):
 
 
 def _summary(cpu_total, cpu_user, cpu_kernel, peak, cur_mem, limit, oom_kills, oom_events,
-             pids_cur, pids_peak):
+             pids_cur, pids_peak, swap_peak=None):
     return {
         "cpu": {"total_ns": cpu_total, "user_ns": cpu_user, "kernel_ns": cpu_kernel},
-        "memory": {"peak_bytes": peak, "current_bytes": cur_mem, "limit_bytes": limit},
+        "memory": {"peak_bytes": peak, "current_bytes": cur_mem, "limit_bytes": limit,
+                   "swap_peak_bytes": swap_peak},
         "oom_kills": oom_kills,
         "oom_events": oom_events,
         "pids": {"current": pids_cur, "peak": pids_peak},
@@ -271,4 +272,4 @@ def v2_usage(st):
                     rd("memory.peak"), rd("memory.current"), rd("memory.max"),
                     ev.get("oom_kill", 0) if has_mem else None,
                     ev.get("oom", 0) if has_mem else None,
-                    rd("pids.current"), rd("pids.peak"))
+                    rd("pids.current"), rd("pids.peak"), rd("memory.swap.peak"))

@@ -3,6 +3,7 @@ its exit status (128+N when killed by signal N), deleting the container after.""
 import os
 import _signal as signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
+from time import monotonic
 
 from .. import syscalls as sc
 from .create import create
@@ -46,6 +47,7 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         for s in (mine, receiver):
             if s is not None:
                 s.close()
+    t0 = monotonic()
     try:
         start(cid, root=root)
     except BaseException as e:
@@ -75,7 +77,10 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         for s, h in old.items():
             signal.signal(s, h)
     if on_exit is not None:
-        on_exit(status)
+        if getattr(on_exit, "takes_wall", False):  # --usage-file: start to exit, in s
+            on_exit(status, monotonic() - t0)
+        else:
+            on_exit(status)
     if not keep:
         delete(cid, force=True, root=root)
     return status

@@ -1,0 +1,201 @@
+"""A measured run, for judges: create, start, wait (with a wall-clock limit), read the
+verdict from the cgroup once every process is gone, delete. One call, nothing left
+behind on any path (see ocirt.api.run_measured and docs/api.md)."""
+import os
+import select
+import time
+
+from .. import state as statemod
+from ..errors import OcirtError
+from .create import create
+from .delete import delete
+from .start import start
+
+_EMPTY_WAIT = 10.0  # s: after init, for the rest of the cgroup to go
+
+
+def run_measured(cid, bundle, root=None, wall_limit=None, stdin=None, stdout=None,
+                 stderr=None):
+    """-> dict of RunResult's fields (api.run_measured wraps it)."""
+    if wall_limit is not None and not wall_limit > 0:
+        raise OcirtError(f"wall_limit must be a positive number of seconds, not {wall_limit!r}")
+    root = root or statemod.default_root()
+    from .. import syscalls as sc
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # init's parent exits: its status comes to us
+    opened = []
+    try:
+        fds = (_fd(stdin, False, opened, "stdin"), _fd(stdout, True, opened, "stdout"),
+               _fd(stderr, True, opened, "stderr"))
+        pid = create(cid, bundle, root=root, park=False, stdio=fds)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    try:
+        return _measure(cid, root, pid, wall_limit)
+    finally:
+        delete(cid, force=True, root=root)
+
+
+def _measure(cid, root, pid, wall_limit):
+    c = statemod.Container(root, cid)
+    c.load()
+    cg = c.state.get("x_cgroup")
+    pidfd = os.pidfd_open(pid)
+    try:
+        t0 = time.monotonic()
+        start(cid, root=root)
+        timed_out = False
+        try:
+            status = _wait(pid, pidfd, None if wall_limit is None else t0 + wall_limit)
+            if status is None:  # the wall limit: every process of the container goes
+                timed_out = True
+                _kill_all(c.state, pid)
+                status = _wait(pid, pidfd, time.monotonic() + _EMPTY_WAIT)
+                if status is None:
+                    raise OcirtError(f"container {cid}: init did not die within "
+                                     f"{_EMPTY_WAIT:.0f} s of SIGKILL")
+            _wait_empty(c.state, cid)
+        except BaseException:  # KeyboardInterrupt too: kill, then delete (the caller's finally)
+            _kill_all(c.state, pid)
+            raise
+        wall = time.monotonic() - t0
+    finally:
+        os.close(pidfd)
+    _reap_orphans(cg)
+    return verdict(c.state, status, timed_out, wall)
+
+
+def verdict(st, status, timed_out=False, wall=None):
+    """The judge's fields from init's exit status (128+N for signal N) and the cgroup's
+    counters, read while the cgroup is still there."""
+    from ..usage import usage
+    u = usage(st) or {}
+    cpu, mem, pids = u.get("cpu") or {}, u.get("memory") or {}, u.get("pids") or {}
+    sig = status - 128 if status is not None and status > 128 else None
+    kills = u.get("oom_kills")
+
+    def sec(ns):
+        return None if ns is None else ns / 1e9
+    return {
+        "exit_code": None if sig is not None else status,
+        "signal": sig,
+        "oom_killed": bool(kills),
+        "timed_out": timed_out,
+        "wall_time": wall,
+        "cpu_user": sec(cpu.get("user_ns")),
+        "cpu_system": sec(cpu.get("kernel_ns")),
+        "peak_memory": mem.get("peak_bytes"),
+        "peak_swap": mem.get("swap_peak_bytes"),
+        "pids_peak": pids.get("peak"),
+    }
+
+
+def _fd(what, write, opened, name):
+    """A path, an open file or fd, or None (/dev/null) -> an fd for the container."""
+    if what is None:
+        what = os.devnull
+    if isinstance(what, (str, bytes, os.PathLike)):
+        flags = (os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if write else os.O_RDONLY
+        try:
+            fd = os.open(what, flags | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OcirtError(f"{name} {os.fsdecode(what)}: {e.strerror}") from None
+        opened.append(fd)
+        return fd
+    try:
+        fd = what if isinstance(what, int) else what.fileno()
+    except (OSError, ValueError, AttributeError) as e:  # io.StringIO and the like
+        raise OcirtError(f"{name}: {type(what).__name__} has no file descriptor ({e})") \
+            from None
+    try:
+        os.fstat(fd)
+    except OSError as e:
+        raise OcirtError(f"{name}: fd {fd}: {e.strerror}") from None
+    if hasattr(what, "flush"):
+        what.flush()
+    return fd
+
+
+def _wait(pid, pidfd, deadline):
+    """init's exit status, or None when `deadline` (monotonic) passes first."""
+    while True:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            ready, _, _ = select.select([pidfd], [], [], timeout)
+        except InterruptedError:
+            continue
+        if not ready:
+            return None
+        _, st = os.waitpid(pid, 0)
+        return 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+
+
+def _kill_all(st, pid):
+    cg = st.get("x_cgroup")
+    if cg:
+        from ..cgroups import kill_all
+        try:
+            kill_all(cg)
+        except (OSError, OcirtError):
+            pass
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_empty(st, cid):
+    """Until no process is left in the container's cgroup (without a pid namespace of
+    its own, init's children outlive it: they are killed, as delete would)."""
+    cg = st.get("x_cgroup")
+    if not cg:
+        return
+    from ..cgroups import kill_all, pids
+    deadline = time.monotonic() + _EMPTY_WAIT
+    killed = False
+    delay = 0.0005
+    while pids(cg):
+        if not killed:
+            kill_all(cg)
+            killed = True
+        if time.monotonic() > deadline:
+            raise OcirtError(f"container {cid}: its cgroup still has processes "
+                             f"{_EMPTY_WAIT:.0f} s after init exited and SIGKILL")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _reap_orphans(cg):
+    """Processes of the container that outlived init were reparented to us (the
+    subreaper): reap those zombies, and only those (the caller's own children stay)."""
+    if not cg:
+        return
+    paths = _cgroup_paths(cg)
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return
+    for t in tasks:
+        try:
+            with open(f"/proc/self/task/{t}/children") as f:
+                kids = [int(p) for p in f.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                with open(f"/proc/{kid}/cgroup") as f:
+                    mine = any(ln.endswith(p) for ln in f.read().split("\n") for p in paths)
+            except OSError:
+                continue
+            if mine:
+                try:
+                    os.waitpid(kid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+
+def _cgroup_paths(cg):
+    """What a line of /proc/PID/cgroup ends with for a process of this container (it
+    names the path below each mount: the leaf, which carries the container's id)."""
+    dirs = [cg["dir"]] if cg.get("dir") else list((cg.get("dirs") or {}).values())
+    return {"/" + d.rstrip("/").rsplit("/", 1)[-1] for d in dirs}
