@@ -58,7 +58,32 @@ def load(bundle):
         _check_semantics(cfg)
     if verdict != b"ok":
         _warn_unknown(cfg, verdict.decode().split("\n")[1:])
+    _warn_without_effect(cfg)
     return cfg
+
+
+def _warn_without_effect(cfg):
+    """What the spec allows but the kernel will not do, said rather than dropped."""
+    for i, m in enumerate(cfg.get("mounts") or ()):
+        opts = m.get("options") or ()
+        if m.get("type") != "bind" and "bind" not in opts and "rbind" not in opts:
+            continue
+        from .rootfs.mounts import parse_options
+        data = parse_options(opts, f"mounts[{i}]").data
+        if data:
+            from .log import LOG
+            LOG.warning(f"mounts[{i}].options: {data} has no effect on a bind mount "
+                        "(a bind mount takes no filesystem data)")
+    linux = cfg.get("linux") or {}
+    devs = linux.get("devices")
+    if devs and any(n.get("type") == "user" for n in linux.get("namespaces") or ()):
+        for i, d in enumerate(devs):
+            given = [k for k in ("fileMode", "uid", "gid") if k in d]
+            if given:
+                from .log import LOG
+                LOG.warning(f"linux.devices[{i}]: {', '.join(given)} not applied: in a user "
+                            "namespace the device is the host's node, bind-mounted, with "
+                            "the host's mode and owner")
 
 
 def _warn_unknown(cfg, fields):
@@ -325,6 +350,14 @@ def _check_semantics(cfg):
             raise ConfigError(f"linux.{key}", "mappings need a user namespace in linux.namespaces")
     if "timeOffsets" in linux and "time" not in seen:
         raise ConfigError("linux.timeOffsets", "offsets need a time namespace in linux.namespaces")
+    if linux.get("mountLabel"):
+        from .process.attrs import selinux_enabled
+        if not selinux_enabled():
+            raise ConfigError("linux.mountLabel", "SELinux is not enabled on this host")
+    for clock in linux.get("timeOffsets") or {}:
+        if clock not in ("monotonic", "boottime"):  # what time_namespaces(7) can offset
+            raise ConfigError(f"linux.timeOffsets.{clock}", "a time namespace offsets only "
+                              "the monotonic and boottime clocks")
     if linux.get("timeOffsets") and any(n.get("type") == "time" and n.get("path")
                                         for n in linux.get("namespaces") or []):
         raise ConfigError("linux.timeOffsets", "a joined time namespace keeps its own offsets "

@@ -18,12 +18,14 @@ def features():
             "capabilities": list(NAMES),
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True,
                        "rdma": True},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            # applied where the host has them (process/attrs.py), refused by name where not
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
             "seccomp": _seccomp(),
-            "intelRdt": {"enabled": False},
+            "intelRdt": {"enabled": True, "schemata": True, "monitoring": True},
             "mountExtensions": {"idmap": {"enabled": True}},
             "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
+            "netDevices": {"enabled": True},
         },
         "annotations": {"org.opencontainers.runtime-spec.features.ocirt.version": "0.1.0"},
     }

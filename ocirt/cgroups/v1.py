@@ -163,6 +163,9 @@ def plan(dirs, res, field, linux_devices=None, update=False):
     for where, size, lim in base.hugepage_limits(res, field):
         d = need("hugetlb", f"{where}")
         ops.append(_w(d, f"hugetlb.{size}.limit_in_bytes", lim, f"{where}.limit"))
+        if os.path.exists(os.path.join(d, f"hugetlb.{size}.rsvd.limit_in_bytes")):
+            # reservations too (spec >= 1.1; Linux >= 5.7), as runc does
+            ops.append(_w(d, f"hugetlb.{size}.rsvd.limit_in_bytes", lim, f"{where}.limit"))
     net = res.get("network")
     if net:
         if not isinstance(net, dict):

@@ -311,6 +311,9 @@ def plan(d, res, field, linux_devices=None, update=False, check_files=True):
     for where, size, lim in base.hugepage_limits(res, field):
         need("hugetlb", where)
         ops.append(_w(d, f"hugetlb.{size}.max", lim, f"{where}.limit"))
+        if os.path.exists(os.path.join(d, f"hugetlb.{size}.rsvd.max")):
+            # reservations too (spec >= 1.1; Linux >= 5.7), as runc does
+            ops.append(_w(d, f"hugetlb.{size}.rsvd.max", lim, f"{where}.limit"))
     net = res.get("network")
     if net:
         if not isinstance(net, dict):

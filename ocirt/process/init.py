@@ -199,7 +199,8 @@ def prepare_rootfs(ctx, chan=None):
             if i in ctx.idmap_late:  # a source inside the rootfs, complete only now
                 tree = ctx.idmap_fds[i] = _idmap_late(ctx, chan, m, i)
             mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, tree,
-                            ctx.readonly_later, rootfs, ctx.detached_locked.get(i))
+                            ctx.readonly_later, rootfs, ctx.detached_locked.get(i),
+                            (cfg.get("linux") or {}).get("mountLabel"))
         if devices.needs_dev_setup(cfg):
             devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
             devices.create_links(rootfd)

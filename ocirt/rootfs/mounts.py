@@ -193,15 +193,19 @@ def make_in_root(rootfd, path, is_dir=True, mode=0o755):
 
 # --- mounting -----------------------------------------------------------------
 
+_LABELLED = ("tmpfs", "devpts", "mqueue", "ramfs")  # what takes an SELinux context= (as runc)
+
+
 def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later=None,
-             rootfs=None, locked=None):
+             rootfs=None, locked=None, mount_label=None):
     """One entry of `mounts`; `idmapped`: the detached (maybe idmapped) tree the parent
     made for it (rootfs/idmap.py), attached here instead of a bind mount. `later`: a
     list that gets (destination, flags) of a read-only /dev, remounted so by the
     caller once the devices are in (runc's order). A destination that spells out the
     rootfs's host path (`rootfs`) is taken inside it, as runc takes it. `locked`: the
     flags of a cloned source that a user namespace must keep (the kernel locks them
-    only in a copied namespace, so they are kept here: asked to clear one, refused)."""
+    only in a copied namespace, so they are kept here: asked to clear one, refused).
+    `mount_label`: linux.mountLabel, the SELinux context of the filesystems made here."""
     where = f"mounts[{index}]"
     dest = m["destination"]
     if rootfs and dest.startswith(rootfs.rstrip("/") + "/"):
@@ -270,6 +274,8 @@ def do_mount(rootfd, m, index, bundle, cgroup_mounter=None, idmapped=None, later
             if fstype == "tmpfs":
                 flags, data, copy_from = _tmpfs_plan(dest, flags, data, opts, existed,
                                                      target, later)
+            if mount_label and fstype in _LABELLED and "context=" not in data:
+                data = ",".join(x for x in (data, f'context="{mount_label}"') if x)
             sc.mount(source, target, fstype, flags, data or None)
             if fstype == "tmpfs" and copy_from is not None:
                 os.close(destfd)

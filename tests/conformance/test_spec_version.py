@@ -2,11 +2,14 @@
 config's fields ocirt does not know are listed once in a warning, never dropped without
 a word; the container still runs (engines send their own ociVersion)."""
 import json
+import os
 
-from helpers import OCIRT, assert_error
+from helpers import OCIRT, add_userns, assert_error
 
 import subprocess
 import tempfile
+
+import pytest
 
 VERSION = "1.3.0"
 
@@ -18,6 +21,11 @@ def warnings(stderr):
 def test_every_document_says_the_same_version(ocirt, bundle):
     feats = json.loads(ocirt("features").ok().stdout)
     assert feats["ociVersionMax"] == VERSION
+    lx = feats["linux"]  # the 1.3 fields, each implemented (tests/conformance/test_*.py)
+    assert lx["netDevices"] == {"enabled": True}
+    assert lx["intelRdt"] == {"enabled": True, "schemata": True, "monitoring": True}
+    assert "MPOL_WEIGHTED_INTERLEAVE" in lx["memoryPolicy"]["modes"]
+    assert "MPOL_F_NUMA_BALANCING" in lx["memoryPolicy"]["flags"]
     assert f"spec: {VERSION}" in ocirt("--version").ok().stdout
     with tempfile.TemporaryDirectory() as d:
         spec = subprocess.run([OCIRT, "spec", "--bundle", d], capture_output=True, text=True)
@@ -68,3 +76,40 @@ def test_an_unknown_field_in_an_older_config_is_named_too(ocirt, bundle):
     r = ocirt.run(ocirt.new_id(), bundle).ok()
     w = warnings(r.stderr)
     assert len(w) == 1 and "root.readOnly" in w[0] and "newer" not in w[0], r.stderr
+
+
+def test_mount_label_without_selinux_is_refused(ocirt, bundle):
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("this host has SELinux: the label is applied (context= on tmpfs)")
+    bundle.linux["mountLabel"] = "system_u:object_r:container_file_t:s0"
+    bundle.write()
+    assert_error(ocirt.run(ocirt.new_id(), bundle), "linux.mountLabel", "SELinux")
+    assert ocirt.state_dirs() == []
+
+
+@pytest.mark.parametrize("clock", ["realtime", "bogus"])
+def test_a_clock_no_time_namespace_offsets_is_refused(ocirt, bundle, clock):
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.linux["timeOffsets"] = {"monotonic": {"secs": 10}, clock: {"secs": 100}}
+    bundle.write()
+    assert_error(ocirt.run(ocirt.new_id(), bundle), f"linux.timeOffsets.{clock}")
+    assert ocirt.state_dirs() == []
+
+
+def test_data_options_on_a_bind_mount_are_said(ocirt, bundle, tmp_path):
+    bundle.config["mounts"].append({"destination": "/mnt", "type": "bind",
+                                    "source": str(tmp_path), "options": ["rbind", "size=1m"]})
+    bundle.write()
+    r = ocirt.run(ocirt.new_id(), bundle).ok()
+    w = warnings(r.stderr)
+    assert len(w) == 1 and "size=1m has no effect on a bind mount" in w[0], r.stderr
+
+
+def test_device_mode_in_a_user_namespace_is_said(ocirt, bundle):
+    add_userns(bundle)
+    bundle.linux["devices"] = [{"path": "/dev/fuse2", "type": "c", "major": 10,
+                                "minor": 229, "fileMode": 0o600, "uid": 5, "gid": 6}]
+    bundle.write()
+    r = ocirt.run(ocirt.new_id(), bundle)
+    w = warnings(r.stderr)
+    assert any("linux.devices[0]: fileMode, uid, gid not applied" in ln for ln in w), r.stderr

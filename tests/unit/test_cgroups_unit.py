@@ -392,3 +392,29 @@ def test_events_duration():
     for bad in ("5", "abc", "0s", ""):
         with pytest.raises(OcirtError):
             duration(bad)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_hugetlb_reservations_are_limited_too(tmp_path, monkeypatch, version):
+    """Spec >= 1.1: hugepageLimits bound reservations too (the rsvd files, Linux >= 5.7),
+    where the kernel has them; without them only the fault limit is written."""
+    monkeypatch.setattr(base, "host_page_sizes", lambda: {2 << 20})
+    d = str(tmp_path)
+    lim, rsvd = (("hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.rsvd.limit_in_bytes")
+                 if version == "v1" else ("hugetlb.2MB.max", "hugetlb.2MB.rsvd.max"))
+    res = {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]}
+
+    def apply():
+        ops = v1.plan({"hugetlb": d}, res, "linux.resources") if version == "v1" \
+            else v2.plan(d, res, "linux.resources")[0]
+        for op in ops:
+            op[0](*op[1:])
+    open(os.path.join(d, lim), "w").close()
+    if version == "v2":
+        open(os.path.join(d, "cgroup.controllers"), "w").write("hugetlb")
+    apply()
+    assert open(os.path.join(d, lim)).read() == str(4 << 20)
+    assert not os.path.exists(os.path.join(d, rsvd))
+    open(os.path.join(d, rsvd), "w").close()
+    apply()
+    assert open(os.path.join(d, rsvd)).read() == str(4 << 20)
