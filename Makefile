@@ -56,12 +56,8 @@ $(BUNDLE): $(OCIRT) $(shell find ocirt -name '*.py')
 
 # A busybox-static rootfs and a default config that prints something.
 $(DEMO)/config.json: $(OCIRT) build/.core-deps
-	rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin $(DEMO)/rootfs/etc $(DEMO)/rootfs/tmp
-	cp /bin/busybox $(DEMO)/rootfs/bin/busybox
-	for a in $$($(DEMO)/rootfs/bin/busybox --list); do \
-	  [ $$a = busybox ] || ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
-	echo 'root:x:0:0:root:/root:/bin/sh' > $(DEMO)/rootfs/etc/passwd
-	echo 'root:x:0:' > $(DEMO)/rootfs/etc/group
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(VENV)/bin/python tests/busybox_rootfs.py $(DEMO)/rootfs
 	cd $(DEMO) && ../../$(OCIRT) spec && \
 	  ../../$(VENV)/bin/python -c 'import json; c = json.load(open("config.json")); \
 	    c["process"]["terminal"] = False; \

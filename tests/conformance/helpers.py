@@ -19,14 +19,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+import busybox_rootfs  # noqa: E402
 REPO_SPEC = os.path.join(REPO, "spec")
 OCIRT = os.environ.get("OCIRT", os.path.join(REPO, ".venv/bin/ocirt"))
-BUSYBOX = os.environ.get("OCIRT_TEST_BUSYBOX", "/bin/busybox")
+BUSYBOX = busybox_rootfs.BUSYBOX
 MARKER_VAR = "OCIRT_TEST_MARKER"
 # Bundles go to a tmpfs when there is one (writing ~400 applet links on a busy disk
 # costs up to half a second per bundle); the state roots stay under /tmp.
@@ -38,42 +41,13 @@ BUNDLES_DIR = os.environ.get("OCIRT_TEST_BUNDLES",
 # output.  Set to True (or OCIRT_TEST_CGROUPS=1) to test the full default config.
 CGROUPS_READY = os.environ.get("OCIRT_TEST_CGROUPS", "1") == "1"
 
-PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
-          "user:x:1000:1000:user:/home/user:/bin/sh\n"
-          "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-GROUP = "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n"
-
-
 # --- rootfs and config ----------------------------------------------------------
+# The rootfs is the one tests/busybox_rootfs.py builds for every test suite.
 
-_applets = None
+build_rootfs = busybox_rootfs.build
+busybox_applets = busybox_rootfs.applets
+PASSWD, GROUP = busybox_rootfs.PASSWD, busybox_rootfs.GROUP
 _spec = None
-
-
-def busybox_applets():
-    global _applets
-    if _applets is None:
-        out = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
-        _applets = [a for a in out.stdout.split() if a and "/" not in a and a != "busybox"]
-    return _applets
-
-
-def build_rootfs(dest):
-    """A busybox-static rootfs at `dest` (created); returns `dest`."""
-    for d in ("bin", "etc", "tmp", "proc", "sys", "dev", "root", "home/user"):
-        os.makedirs(os.path.join(dest, d), exist_ok=True)
-    os.chmod(os.path.join(dest, "tmp"), 0o1777)
-    bb = os.path.join(dest, "bin", "busybox")
-    with open(BUSYBOX, "rb") as src, open(bb, "wb") as dst:
-        dst.write(src.read())
-    os.chmod(bb, 0o755)
-    for a in busybox_applets():
-        os.symlink("busybox", os.path.join(dest, "bin", a))
-    for name, text in (("passwd", PASSWD), ("group", GROUP), ("hostname", "rootfs\n")):
-        with open(os.path.join(dest, "etc", name), "w") as f:
-            f.write(text)
-    os.chown(os.path.join(dest, "home/user"), 1000, 1000)
-    return dest
 
 
 def default_spec():

@@ -12,10 +12,8 @@ CAP_SYS_RESOURCE to raise them), storage.conf (vfs under the user's work dir),
 XDG_CONFIG_HOME / XDG_DATA_HOME / HOME. The user, its processes (Podman's pause
 process too) and its files go at the end.
 """
-import io
 import os
 import subprocess
-import tarfile
 
 import pytest
 
@@ -37,20 +35,7 @@ def _install():
 
 
 def _rootfs_tar(path, uid, gid):
-    with tarfile.open(path, "w") as tf:
-        def add(name, kind, data=b"", mode=0o755, link=""):
-            ti = tarfile.TarInfo(name)
-            ti.type, ti.mode, ti.uid, ti.gid, ti.linkname = kind, mode, 0, 0, link
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data) if data else None)
-        for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "run", "root"):
-            add(d, tarfile.DIRTYPE, mode=0o1777 if d == "tmp" else 0o755)
-        with open(helpers.BUSYBOX, "rb") as f:
-            add("bin/busybox", tarfile.REGTYPE, f.read())
-        for a in helpers.busybox_applets():
-            add(f"bin/{a}", tarfile.SYMTYPE, link="busybox", mode=0o777)
-        add("etc/passwd", tarfile.REGTYPE, helpers.PASSWD.encode(), 0o644)
-        add("etc/group", tarfile.REGTYPE, helpers.GROUP.encode(), 0o644)
+    helpers.busybox_rootfs.tar(path)
     os.chown(path, uid, gid)
 
 

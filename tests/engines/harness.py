@@ -17,8 +17,12 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import busybox_rootfs  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The engines run the working tree's ocirt (the launcher `make` writes), not /usr/local/bin.
@@ -26,7 +30,6 @@ OCIRT_CLI = os.path.join(REPO, ".venv", "bin", "ocirt")
 # The runtime the engines are pointed at: ocirt, unless OCIRT_BIN names another one
 # (OCIRT_BIN=/usr/sbin/runc runs the same tests on runc, a check of the tests themselves).
 OCIRT = os.environ.get("OCIRT_BIN", OCIRT_CLI)
-BUSYBOX = os.environ.get("OCIRT_TEST_BUSYBOX", "/bin/busybox")
 # The Debian packages' binaries, by absolute path (a /usr/local/bin/docker client
 # of another version may shadow /usr/bin/docker).
 DOCKER = "/usr/bin/docker"
@@ -63,42 +66,10 @@ def run(args, timeout=60, check=True, input=None, env=None):
 
 # ---------------------------------------------------------------- rootfs and images
 
-USERS = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n" \
-        "tester:x:1000:1000:tester:/home/tester:/bin/sh\n"
-GROUPS = "root:x:0:\nnogroup:x:65534:\ntester:x:1000:\n"
-
-
-def _applets():
-    out = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout
-    return sorted({a for a in out.split() if a and "/" not in a and a != "busybox"})
-
-
 def rootfs_tar(dest):
-    """A busybox-static rootfs as an uncompressed tar at `dest` (returns its sha256)."""
-    def add(tf, name, kind, data=b"", mode=0o755, link=""):
-        ti = tarfile.TarInfo(name)
-        ti.type, ti.mode, ti.mtime, ti.linkname = kind, mode, 1700000000, link
-        if kind == tarfile.REGTYPE:
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-        else:
-            tf.addfile(ti)
-    with open(BUSYBOX, "rb") as f:
-        bb = f.read()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        for d in ("bin", "etc", "tmp", "root", "home", "home/tester", "proc", "sys", "dev",
-                  "run", "var", "mnt"):
-            add(tf, d, tarfile.DIRTYPE, mode=0o1777 if d == "tmp" else 0o755)
-        add(tf, "bin/busybox", tarfile.REGTYPE, bb)
-        for a in _applets():
-            add(tf, f"bin/{a}", tarfile.SYMTYPE, link="busybox", mode=0o777)
-        add(tf, "etc/passwd", tarfile.REGTYPE, USERS.encode(), 0o644)
-        add(tf, "etc/group", tarfile.REGTYPE, GROUPS.encode(), 0o644)
-    data = buf.getvalue()
-    with open(dest, "wb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
+    """The busybox-static test rootfs (tests/busybox_rootfs.py) as an uncompressed tar
+    at `dest`; returns its sha256."""
+    return busybox_rootfs.tar(dest)
 
 
 def oci_archive(dest, layer_tar, ref, cmd=("/bin/sh",)):

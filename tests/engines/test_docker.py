@@ -134,7 +134,7 @@ def test_user_env_workdir(docker):
     r = docker.run("--user", "1000:1000", "-e", "FOO=bar baz", "-w", "/tmp", IMAGE,
                    "sh", "-c", 'id -u; id -g; echo "$FOO"; pwd; echo $HOME')
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split("\n")[:5] == ["1000", "1000", "bar baz", "/tmp", "/home/tester"]
+    assert r.stdout.split("\n")[:5] == ["1000", "1000", "bar baz", "/tmp", "/home/user"]
     r = docker.run("--user", "nobody", IMAGE, "id", "-u")
     assert r.stdout.strip() == "65534", r.stderr
 
