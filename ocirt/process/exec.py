@@ -6,9 +6,10 @@ ocirt exec (this process; with a foreground process it is the child subreaper)
      the container's init (user first, then the others, mount last), forks the
      process and exits
        └─ process: in the container's pid namespace (setns(pid) applies to
-          children only); rlimits, I/O priority and scheduler, terminal, user,
-          cwd, LSM labels, capabilities, no_new_privs and seccomp (last), then
-          execve. Errors reach the parent over the channel; a successful execve
+          children only); root of a joined user namespace, then init's finalize
+          sequence (finalize.py: oomScoreAdj, personality, scheduler, terminal,
+          rlimits, user, cwd, LSM labels, capabilities, no_new_privs and seccomp,
+          execve). Errors reach the parent over the channel; a successful execve
           closes it (close-on-exec).
 
 The namespace files are opened by the parent before the fork, once init's pid is
@@ -17,13 +18,11 @@ checked against its start time, so a recycled pid can't be joined.
 import os
 import _signal as signal
 
-from .. import capabilities, syscalls as sc
+from .. import syscalls as sc
 from ..config import NAMESPACES
-from ..errors import ConfigError, OcirtError
-from . import attrs
+from ..errors import OcirtError
+from . import finalize  # the steps from oomScoreAdj to execve, shared with init
 from .channel import Channel, ChildError
-from .common import close_on_exec_but, environ as _environ, enter_cwd, exec_error
-from .common import resolve_exe, set_rlimits, try_chdir
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -207,32 +206,37 @@ def _joiner(ctx, chan):
 
 
 def _process(ctx, chan):
-    proc, w = ctx.proc, ctx.where
     chan.debug(ctx.debug, "child process in init(): joined the container")
     if "user" in ctx.namespaces:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    set_rlimits(proc.get("rlimits"), w)
-    attrs.apply_personality(ctx.personality)
-    if ctx.mempolicy is not None:
-        from .. import mempolicy  # loaded by the parent
-        mempolicy.apply(ctx.mempolicy)
-    if "oomScoreAdj" in proc:
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(proc["oomScoreAdj"]))
-        except OSError as e:
-            raise ConfigError(f"{w}.oomScoreAdj", f"cannot set it: {e.strerror}") from None
-    attrs.apply_sched(proc, w)
-    attrs.set_affinity(0, proc, "final", w)
+    plan = ExecPlan(ctx, chan)
+    finalize.prepare(plan)   # oomScoreAdj, personality, scheduler, final affinity
+    finalize.finalize(plan)  # terminal, rlimits, user, fds, seccomp, execve
 
-    if proc.get("terminal"):
+
+class ExecPlan(finalize.Plan):
+    """The finalize steps that are exec's own (the rest are Plan's)."""
+
+    final_affinity = True  # execCPUAffinity applies to exec'd processes only
+
+    def __init__(self, ctx, chan):
+        super().__init__(chan, ctx.proc, ctx.where, debug=ctx.debug, seccomp=ctx.seccomp,
+                         preserve_fds=ctx.preserve_fds,
+                         setgroups_denied=ctx.setgroups_denied, mempolicy=ctx.mempolicy,
+                         personality=ctx.personality)
+        self.ctx = ctx
+
+    def terminal(self):
+        proc, ctx = self.proc, self.ctx
+        if not proc.get("terminal"):
+            return
         from ..terminal import (clear_onlcr, copy_size, open_pty, send_master, set_size,
-                                take_terminal)
+                                take_terminal)  # loaded by the parent
         os.setsid()
         master, slave = open_pty()
         try:
-            set_size(master, proc.get("consoleSize"), f"{w}.consoleSize")
+            set_size(master, proc.get("consoleSize"), f"{self.where}.consoleSize")
             if ctx.relay_terminal:  # `ocirt exec -t` relays the caller's terminal
                 copy_size(0, master)
                 clear_onlcr(master)
@@ -242,44 +246,5 @@ def _process(ctx, chan):
             ctx.console_conn.close()
         take_terminal(slave, (proc.get("user") or {}).get("uid", 0))
 
-    cwd = proc.get("cwd") or "/"
-    entered_as_root = try_chdir(cwd)
-    user = proc.get("user") or {}
-    caps = capabilities.parse(proc.get("capabilities"), f"{w}.capabilities")
-    capabilities.drop_bounding(caps)
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
-    if not ctx.setgroups_denied:
-        sc.setgroups(list(user.get("additionalGids") or []))
-    uid, gid = user.get("uid", 0), user.get("gid", 0)
-    try:
-        os.setresgid(gid, gid, gid)
-    except OSError as e:
-        raise ConfigError(f"{w}.user.gid", f"cannot become gid {gid}: {e.strerror}") from None
-    try:
-        os.setresuid(uid, uid, uid)
-    except OSError as e:
-        raise ConfigError(f"{w}.user.uid", f"cannot become uid {uid}: {e.strerror}") from None
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
-    os.umask(user["umask"] if "umask" in user else 0o022)
-    enter_cwd(cwd, f"{w}.cwd", entered_as_root)
-    env = _environ(proc)
-    argv0 = resolve_exe(proc["args"][0], env)
-    attrs.apply_lsm(proc, w)
-
-    # no fd of ocirt or of the caller survives execve but stdio and preserved ones
-    close_on_exec_but(ctx.preserve_fds)
-
-    chan.debug(ctx.debug, f"setns_init: about to exec {argv0}")
-    nnp = bool(proc.get("noNewPrivileges"))
-    if ctx.seccomp is not None and not nnp:
-        capabilities.raise_effective()  # the uid change emptied the effective set
-        ctx.seccomp.load(chan)
-    capabilities.apply(caps)
-    if nnp:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-        if ctx.seccomp is not None:
-            ctx.seccomp.load(chan)
-    try:
-        os.execve(argv0, proc["args"], env)
-    except OSError as e:
-        raise OcirtError(exec_error(proc["args"][0], e)) from None
+    def before_filter(self, argv0):
+        self.chan.debug(self.debug, f"setns_init: about to exec {argv0}")

@@ -3,48 +3,41 @@ parked until `start` and replaced by the container's process with execve.
 
 Runs after the fork in the intermediate; it must not import anything lazily
 after pivot_root (the host's files are gone), so every module it uses is
-imported by lifecycle/create.py in the create process, before the fork.
+imported by lifecycle/create.py in the create process, before the fork (this
+module imports finalize.py, which holds the steps from the rlimits to execve,
+shared with `ocirt exec`).
 """
 import os
 import _signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
-from .. import capabilities, procfs, syscalls as sc
+from .. import procfs, syscalls as sc
 from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
-from . import attrs
-from .common import RLIMITS, close_on_exec_but, environ as _environ, exec_error  # noqa: F401
-from .common import enter_cwd, resolve_exe, set_rlimits, try_chdir
+from . import finalize  # everything the finalize sequence uses, loaded before the fork
+from .common import exec_error
 
 
 def run_init(ctx, chan, exec_listener):
     """The whole init sequence. Never returns: execs or raises."""
     cfg = ctx.cfg
     proc = cfg.get("process") or {}
-    linux = cfg.get("linux") or {}
     new_ns = {t for t, p in ctx.namespaces if p is None}
+    plan = InitPlan(ctx, chan, exec_listener)
 
     chan.debug(ctx.debug, "child process in init(): setting up the container")
     # Nothing in the container may open /proc/<init>/exe or ptrace us before execve.
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     os.setsid()
 
-    # --- process attributes that need no filesystem
-    if "oomScoreAdj" in proc:
-        procfs.write("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
-    attrs.apply_personality(linux.get("personality"))
-    if not ctx.no_new_keyring:
-        try:
-            sc.join_session_keyring(None)
-        except OSError:
-            pass  # keyrings may be unavailable (e.g. in some user namespaces); runc ignores it too
-    attrs.apply_sched(proc)  # ioPriority, scheduler: as root, before caps are dropped
+    # --- process attributes that need no filesystem (finalize.py, P1-P5)
+    finalize.prepare(plan)
     if any(t == "uts" for t, _ in ctx.namespaces):  # new, or joined by path as runc allows
         if cfg.get("hostname"):
             sc.sethostname(cfg["hostname"])
         if cfg.get("domainname"):
             sc.setdomainname(cfg["domainname"])
-    for key, value in (linux.get("sysctl") or {}).items():
+    for key, value in ((cfg.get("linux") or {}).get("sysctl") or {}).items():
         procfs.write("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
     if "network" in new_ns:
         sc.if_up("lo")
@@ -61,93 +54,64 @@ def run_init(ctx, chan, exec_listener):
     if proc.get("terminal"):
         ctx.setup_terminal()
     finish_rootfs(ctx)
-    # rlimits once the set-up's own fds are closed (a low RLIMIT_NOFILE must not fail
-    # it; runc sets them later still, from the parent), before CAP_SYS_RESOURCE goes
-    set_rlimits(proc.get("rlimits"), "process",
-                " (raising a hard limit needs CAP_SYS_RESOURCE)")
-    if ctx.mempolicy is not None:  # kept through execve
-        from .. import mempolicy  # loaded by create
-        mempolicy.apply(ctx.mempolicy)
 
-    # --- identity: bounding set, uid/gid, capabilities
-    cwd = proc.get("cwd", "/")
-    # cwd as root first: a directory only root may enter is still entered (runc);
-    # entered again as the user below, where the user must be able to
-    entered_as_root = try_chdir(cwd)
-    user = proc.get("user") or {}
-    caps = capabilities.parse(proc.get("capabilities"))
-    capabilities.drop_bounding(caps)
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
-    gids = list(user.get("additionalGids") or [])
-    if not ctx.setgroups_denied:  # denied: a new or inherited (rootless) user namespace
-        sc.setgroups(gids)
-    uid, gid = user.get("uid", 0), user.get("gid", 0)
-    try:
-        os.setresgid(gid, gid, gid)
-    except OSError as e:
-        raise ConfigError("process.user.gid", f"cannot become gid {gid}: {e.strerror}") from None
-    try:
-        os.setresuid(uid, uid, uid)
-    except OSError as e:
-        raise ConfigError("process.user.uid", f"cannot become uid {uid}: {e.strerror}") from None
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
-    if "umask" in user:
-        os.umask(user["umask"])
-    else:
-        os.umask(0o022)
-    enter_cwd(cwd, "process.cwd", entered_as_root)
-    env = _environ(proc)
-    argv0 = resolve_exe(proc["args"][0], env)
+    # --- rlimits, identity, fds, seccomp, `start`, execve (finalize.py, F1-F10)
+    finalize.finalize(plan)
 
-    # --- no host fd may reach the container: only stdio and preserved fds survive exec
-    close_on_exec_but(ctx.preserve_fds)
 
-    attrs.apply_lsm(proc)  # apparmorProfile, selinuxLabel: applied at execve
+class InitPlan(finalize.Plan):
+    """The finalize steps that are init's own."""
 
-    # --- memory: init may wait in `created` for long. Its code pages (interpreter and
-    # libraries, ~4 MiB, clean page cache) are given back just before it blocks
-    # (sc.park); the few it runs until its execve come back as minor faults. A
-    # seccomp filter need not allow the maps read and madvise: with one, they
-    # happen here, before it is loaded, and more pages come back before the wait.
-    if ctx.seccomp is not None and ctx.park:
-        _release_code()
+    def __init__(self, ctx, chan, exec_listener):
+        linux = ctx.cfg.get("linux") or {}
+        super().__init__(chan, ctx.cfg.get("process") or {}, debug=ctx.debug,
+                         seccomp=ctx.seccomp, preserve_fds=ctx.preserve_fds,
+                         setgroups_denied=ctx.setgroups_denied, mempolicy=ctx.mempolicy,
+                         personality=linux.get("personality"))
+        self.keyring = not ctx.no_new_keyring
+        self.ctx = ctx
+        self.listener = exec_listener
+        self.conn = None  # from `ocirt start`, once it has connected
 
-    # Parked as pid 1 of its pid namespace, init would ignore every signal without a
-    # handler (SIGKILL aside), so `kill TERM` of a created container would do nothing:
-    # terminating signals end it, as they end runc's init (execve resets them).
-    # (Before seccomp, which may refuse rt_sigaction.)
-    for s in _TERMINATING:
-        _signal.signal(s, _die)
+    def before_filter(self, argv0):
+        # Memory: init may wait in `created` for long. Its code pages (interpreter and
+        # libraries, ~4 MiB, clean page cache) are given back just before it blocks
+        # (sc.park); the few it runs until its execve come back as minor faults. A
+        # seccomp filter need not allow the maps read and madvise: with one, they
+        # happen here, before it is loaded, and more pages come back before the wait.
+        if self.seccomp is not None and self.ctx.park:
+            _release_code()
+        # Parked as pid 1 of its pid namespace, init would ignore every signal without a
+        # handler (SIGKILL aside), so `kill TERM` of a created container would do nothing:
+        # terminating signals end it, as they end runc's init (execve resets them).
+        # (Before seccomp, which may refuse rt_sigaction.)
+        for s in _TERMINATING:
+            _signal.signal(s, _die)
 
-    # --- seccomp before dropping CAP_SYS_ADMIN unless no_new_privs lets us load it last
-    nnp = proc.get("noNewPrivileges", False)
-    if ctx.seccomp is not None and not nnp:
-        capabilities.raise_effective()
-        ctx.seccomp.load(chan)
-    capabilities.apply(caps)
-    if nnp:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-        if ctx.seccomp is not None:
-            ctx.seccomp.load(chan)
+    def handoff(self, env):
+        chan = self.chan
+        chan.debug(self.debug, "init: closing the pipe to signal completion (ready)")
+        chan.send("ready")
+        chan.close()
+        self.conn = socket.socket(fileno=_wait_for_start(
+            self.listener, self.seccomp is None and self.ctx.park))
+        self.listener.close()
+        try:
+            self.ctx.run_hooks("startContainer", env)  # a hook without env gets the process's
+        except OcirtError as e:
+            self.conn.send(str(e).encode())
+            os._exit(127)
+        except OSError as e:  # reported as the exec's failure, as it always was
+            self.exec_failed(self.proc["args"][0], e)
 
-    chan.debug(ctx.debug, "init: closing the pipe to signal completion (ready)")
-    chan.send("ready")
-    chan.close()
-    conn = socket.socket(fileno=_wait_for_start(exec_listener, ctx.seccomp is None and ctx.park))
-    exec_listener.close()
-    try:
-        ctx.run_hooks("startContainer", env)  # a hook without env gets the process's
-        os.execve(argv0, proc["args"], env)
-    except OSError as e:
-        msg = exec_error(proc["args"][0], e)
+    def exec_failed(self, arg0, err):
+        msg = exec_error(arg0, err)
         try:  # on the container's stderr too, as runc's init prints it (its first line)
             os.write(2, (msg + "\n").encode())
         except OSError:
             pass
-        conn.send(PRINTED + msg.encode())  # start knows the process's stderr has it
-    except OcirtError as e:
-        conn.send(str(e).encode())
-    os._exit(127)
+        self.conn.send(PRINTED + msg.encode())  # start knows the process's stderr has it
+        os._exit(127)
 
 
 PRINTED = b"\x01"  # leads an error init has also printed on the container's stderr
