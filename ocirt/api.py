@@ -13,14 +13,46 @@ Every failure raises ocirt.errors.OcirtError (ConfigError names the JSON path).
 """
 from dataclasses import dataclass
 
+from .container import Container
 from .errors import ConfigError, ContainerNotFound, OcirtError, WrongState  # noqa: F401
 from .lifecycle.create import create  # noqa: F401
-from .lifecycle.delete import delete  # noqa: F401
-from .lifecycle.kill import kill  # noqa: F401
-from .lifecycle.query import list_containers, state  # noqa: F401
 from .lifecycle.run import run  # noqa: F401
-from .lifecycle.start import start  # noqa: F401
+from .options import Options, of as _opts  # noqa: F401
 from .specgen import default_spec  # noqa: F401
+
+
+# Each call by id is one Container method (ocirt/container.py), as for the CLI.
+def start(cid, root=None):
+    with Container.load(_opts(root), cid, lock=True) as c:
+        c.start()
+
+
+def kill(cid, sig="SIGTERM", all_processes=False, root=None):
+    Container.load(_opts(root), cid).signal(sig, all_processes)
+
+
+def delete(cid, force=False, root=None):
+    Container.handle(_opts(root), cid).delete(force)
+
+
+def pause(cid, root=None):
+    with Container.load(_opts(root), cid, lock=True) as c:
+        c.pause()
+
+
+def resume(cid, root=None):
+    with Container.load(_opts(root), cid, lock=True) as c:
+        c.resume()
+
+
+def state(cid, root=None):
+    """The OCI state document."""
+    return Container.load(_opts(root), cid).oci_state()
+
+
+def list_containers(root=None):
+    from .lifecycle.query import list_containers as _list
+    return _list(_opts(root))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +93,7 @@ def wait(cid, root=None):
     and returns None."""
     import os
     import select
-    from . import state as statemod
-    c = statemod.Container(root or statemod.default_root(), cid)
-    pid = c.load().get("pid")  # the recorded pid: state() says 0 once it has exited
+    pid = Container.load(_opts(root), cid).state.pid  # recorded: state() says 0 once exited
     if not pid:
         return None
     try:

@@ -109,20 +109,28 @@ def main(argv=None):
                 raise OcirtError(f"No help topic for '{args[0]}'")
             sys.stdout.write(_help_of(args[0]) if args else USAGE)
             return 0
-        if g["systemd-cgroup"]:
+        from .options import Options
+        opts = Options(root=os.path.abspath(g["root"]) if g["root"] else None,
+                       systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
+                       log=g["log"], log_format=g["log-format"], debug=debug,
+                       criu=g["criu"])
+        if opts.systemd_cgroup:  # transitional: the cgroup code still reads these
             os.environ["OCIRT_SYSTEMD_CGROUP"] = "1"
-        if g["rootless"] != "auto":
+        if opts.rootless != "auto":
             from . import rootless
-            rootless.set_mode(g["rootless"])
-        if g["root"]:
-            g["root"] = os.path.abspath(g["root"])
+            rootless.set_mode(opts.rootless)
         mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])
-        return mod.main(g, args) or 0
+        if cmd == "start":
+            # the C front released init itself and hands over what it saw (an exec
+            # boundary: the environment is the only way across)
+            return mod.main(opts, args, os.environ.pop("OCIRT_START_ERROR", None),
+                            bool(os.environ.pop("OCIRT_START_STOPPED", None))) or 0
+        return mod.main(opts, args) or 0
     except HelpRequested as h:
         sys.stdout.write(command_help(cmd, h.flags))
         return 0
     except OcirtError as e:
-        if getattr(e, "quiet", False):  # already on the caller's screen: the log only
+        if e.quiet:  # already on the caller's screen: the log only
             LOG.error(str(e))
             return 1
         return _fail(str(e), debug, cmd)
@@ -150,7 +158,8 @@ def _help_of(cmd):
     """A command's help page, its flags taken from the command's own parser."""
     try:
         mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])
-        mod.main({"root": None}, ["--help"])
+        from .options import Options
+        mod.main(Options(), ["--help"])
     except HelpRequested as h:
         return command_help(cmd, h.flags)
     except Exception:  # noqa: BLE001 - a verb that takes no flags

@@ -1,18 +1,134 @@
-"""Container state on disk: one directory per id under the root.
+"""A container's record on disk: one directory per id under the root, read and
+written here only.
 
-<root>/<id>/state.json   the OCI state plus what ocirt needs later (atomic writes)
-<root>/<id>/fast         the same, pre-digested for the C front (ocirt/_shim/front.c)
+<root>/<id>/state.json   the record (atomic writes): the OCI state document's fields
+                         at the top, in runc's order and without `status` (derived,
+                         never stored), then ocirt's own under "ocirt"
 <root>/<id>/exec.sock    exists while the init waits for `start` (status created)
 The directory itself is the per-container lock (flock).
+
+The C front (ocirt/_shim/front.c) reads the same state.json; the layout it relies on
+is written down once in ocirt/rules.py (LAYOUT) and checked by tests/unit/test_rules.py.
 """
 import fcntl
 import os
 
-from . import OCI_VERSION, jsonfast  # noqa: F401 (OCI_VERSION: state documents say it)
+from . import OCI_VERSION, jsonfast, rules, status as S
 from .errors import ContainerNotFound, OcirtError
 
-_ID_MAX = 1024
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-")
+VERSION = 2  # of the "ocirt" part; an older or newer record is refused by name
+
+
+class State:
+    """The record. OCI fields: oci_version, id, pid, bundle, rootfs, created, owner,
+    annotations. ocirt's own (`OWN`, with defaults):
+
+    init_start     init's start time (field 22 of /proc/PID/stat): its identity
+    freezer        [file, content when frozen] or None: what `paused` means here
+    cgroup         the cgroup manager's to_state(), or None (rootless without one)
+    host_mounts    no mount namespace: delete unmounts what create mounted
+    rootfs_bind    ... and a read-only root's self-bind among them
+    hooks_poststop, hooks_poststart   the config's, as created
+    exec           what `exec` needs from the config, as created
+    intelrdt, netdevices              those managers' records, or None
+    front          what the C front may do without Python (`front_policy`)
+    """
+    OCI = (("oci_version", "ociVersion"), ("id", "id"), ("pid", "pid"),
+           ("bundle", "bundle"), ("rootfs", "rootfs"), ("created", "created"),
+           ("owner", "owner"), ("annotations", "annotations"))
+    OWN = {"init_start": None, "freezer": None, "cgroup": None, "host_mounts": False,
+           "rootfs_bind": False, "hooks_poststop": (), "hooks_poststart": (), "exec": None,
+           "intelrdt": None, "netdevices": None}
+    __slots__ = tuple(a for a, _ in OCI) + tuple(OWN)
+
+    def __init__(self, cid, bundle, rootfs, created, annotations=None, **own):
+        self.oci_version, self.id, self.pid = OCI_VERSION, cid, 0
+        self.bundle, self.rootfs, self.created, self.owner = bundle, rootfs, created, ""
+        self.annotations = annotations or {}
+        for k, default in self.OWN.items():
+            setattr(self, k, own.pop(k, default))
+        if own:
+            raise TypeError(f"State has no field {', '.join(own)}")
+
+    # --- the OCI state document (runtime.md), one view of the record
+    def oci(self, status):
+        out = {"ociVersion": self.oci_version, "id": self.id, "status": status,
+               "pid": self.pid if status != S.STOPPED else 0, "bundle": self.bundle,
+               "rootfs": self.rootfs, "created": self.created, "owner": self.owner}
+        if self.annotations:
+            out["annotations"] = self.annotations
+        return out
+
+    def own_pid_namespace(self):
+        """The container has a pid namespace of its own: its processes die with init.
+        (Without one, SIGKILL goes to every process in its cgroup, as runc does.)"""
+        ex = self.exec or {}
+        return "pid" in ex.get("namespaces", ("pid",)) and not ex.get("pid_joined")
+
+    # --- on disk
+    def to_json(self):
+        doc = {key: getattr(self, attr) for attr, key in self.OCI}
+        if not self.annotations:
+            del doc["annotations"]
+        own = {"version": VERSION}
+        own.update((k, getattr(self, k)) for k in self.OWN)
+        own["hooks_poststop"] = list(self.hooks_poststop)
+        own["hooks_poststart"] = list(self.hooks_poststart)
+        own["front"] = front_policy(self)
+        doc["ocirt"] = own  # last: the front cuts the OCI document there
+        return jsonfast.dumps(doc, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, data, cid="?"):
+        doc = jsonfast.loads(data)
+        own = doc.get("ocirt") if isinstance(doc, dict) else None
+        if not isinstance(own, dict) or own.get("version") != VERSION:
+            raise OcirtError(f"container {cid}: state.json is of another ocirt version "
+                             "(delete it with that version, or remove its directory)")
+        st = cls.__new__(cls)
+        for attr, key in cls.OCI:
+            setattr(st, attr, doc.get(key, {} if key == "annotations" else None))
+        st.owner = st.owner or ""
+        for k, default in cls.OWN.items():
+            setattr(st, k, own.get(k, default))
+        return st
+
+
+def front_policy(st):
+    """What the C front may do for this container without Python, as data (the front
+    decides nothing itself): `start` without poststart hooks, `kill` of init alone when
+    the pid namespace is the container's, `delete` of a stopped one whose cgroup dirs
+    it can remove itself (`remove`: [[kind, dir]...], kind "leaf" or "parent").
+    Anything else -- a systemd unit, hooks, host mounts, RDT, devices -- is Python's."""
+    cg = st.cgroup
+    plain = not cg or (set(cg) <= _PLAIN_CGROUP_KEYS and not cg.get("systemd"))
+    remove = []
+    if cg and plain:
+        leaves = {cg["dir"]} if cg.get("driver") == "v2" else \
+            {h[2] for h in cg.get("hier") or []}
+        remove = [["leaf" if d in leaves else "parent", d]
+                  for d in reversed(cg.get("created") or [])]
+    delete = plain and not st.hooks_poststop and not st.host_mounts \
+        and not st.intelrdt and not st.netdevices and len(remove) <= rules.FRONT_MAX_REMOVE
+    return {"start": not st.hooks_poststart, "kill": st.own_pid_namespace(),
+            "delete": delete, "remove": remove if delete else [],
+            "status": plain}  # a freezer the front can read
+
+
+# The keys of a cgroup record the front understands (the v1 and v2 fs drivers).
+_PLAIN_CGROUP_KEYS = frozenset(("driver", "path", "dirs", "hier", "created", "cgroupns",
+                                "linux_devices", "dir", "mount", "systemd"))
+
+
+def freezer_of(cg):
+    """[the file that says whether the container is frozen, its content then], or None
+    without a freezer."""
+    if not cg:
+        return None
+    if cg.get("driver") == "v2":
+        return [os.path.join(cg["dir"], "cgroup.freeze"), "1"]
+    fz = (cg.get("dirs") or {}).get("freezer")
+    return [os.path.join(fz, "freezer.state"), "FROZEN"] if fz else None
 
 
 def default_root():
@@ -21,20 +137,20 @@ def default_root():
         # $XDG_RUNTIME_DIR/ocirt (checked) when rootless: see ocirt/rootless.py
         from .rootless import default_root as rootless_root
         return rootless_root()
-    return f"/run/user/{uid}/ocirt"
+    return rules.DEFAULT_ROOT.format(uid=uid)
 
 
 def check_id(cid):
     if not cid:
         raise OcirtError("container id cannot be empty")
-    if len(cid) > _ID_MAX or cid in (".", "..") or not set(cid) <= _ID_CHARS:
+    if not rules.valid_id(cid):
         raise OcirtError(f"invalid container id {cid!r}: use letters, digits and ._-+ only"
-                         f" (at most {_ID_MAX} characters)")
+                         f" (at most {rules.ID_MAX} characters)")
     return cid
 
 
-class Container:
-    """A handle on one container's state directory."""
+class Record:
+    """A handle on one container's directory: lock, load, save, status, remove."""
 
     def __init__(self, root, cid):
         self.root = root
@@ -49,11 +165,11 @@ class Container:
             os.makedirs(self.root, mode=0o711, exist_ok=True)
         except OSError as e:
             raise OcirtError(f"cannot create the state directory {self.root}: "
-                             f"{e.strerror}") from None
+                             f"{e.strerror}", errno=e.errno) from None
         try:
             os.mkdir(self.dir, 0o711)
         except FileExistsError:
-            raise OcirtError(f"container with id {self.id} already exists") from None
+            raise OcirtError(f"container with id {self.id} already exists", errno=17) from None
         self.lock()
 
     def lock(self):
@@ -70,12 +186,13 @@ class Container:
             os.close(self._lockfd)
             self._lockfd = None
 
-    # --- state.json
     def load(self):
         try:
-            self.state = jsonfast.loads(read_file(os.path.join(self.dir, "state.json")))
+            data = read_file(os.path.join(self.dir, rules.STATE_FILE))
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
+        try:
+            self.state = State.from_json(data, self.id)
         except ValueError:
             raise OcirtError(f"container {self.id}: state.json is corrupt") from None
         return self.state
@@ -83,31 +200,11 @@ class Container:
     def save(self):
         # rename makes the write atomic for readers; no fsync: the state describes
         # processes that a crash ends anyway (and /run is usually a tmpfs)
-        path = os.path.join(self.dir, "state.json")
+        path = os.path.join(self.dir, rules.STATE_FILE)
         tmp = path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, jsonfast.dumps(self.state).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        self._save_fast_record()
-
-    def _save_fast_record(self):
-        """<dir>/fast: what the C front (ocirt/_shim/front.c) needs to answer state,
-        kill, start and delete without Python. Absent, it defers to Python."""
-        rec = fast_record(self.state)
-        path = os.path.join(self.dir, "fast")
-        if rec is None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            return
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, rec)
+            os.write(fd, self.state.to_json().encode())
         finally:
             os.close(fd)
         os.rename(tmp, path)
@@ -127,132 +224,27 @@ class Container:
             pass
         self.unlock()
 
-    # --- status, derived from the live process
+    # --- status, derived from the live process (ocirt/status.py has the order)
     def status(self):
-        st = self.state
-        freezer, frozen = freezer_of(st.get("x_cgroup"))
-        return derive_status(self.dir, st.get("pid", 0), st.get("x_init_start"), freezer,
-                             frozen)
+        return derive_status(self.dir, self.state)
 
     def oci_state(self):
-        return oci_state(self.state, self.status())
+        return self.state.oci(self.status())
 
 
-def freezer_of(cg):
-    """(the file that says whether the container is frozen, its content then), or
-    (None, None) without a freezer."""
-    if not cg:
-        return None, None
-    if cg.get("driver") == "v2":
-        return os.path.join(cg["dir"], "cgroup.freeze"), "1"
-    fz = (cg.get("dirs") or {}).get("freezer")
-    return (os.path.join(fz, "freezer.state"), "FROZEN") if fz else (None, None)
-
-
-def derive_status(dirpath, pid, start_time, freezer, frozen):
-    """The status rule (the C front repeats it): init's pid alive with its start time,
-    else stopped; frozen (a created container too, as runc) is paused; exec.sock
-    there is created; else running."""
-    if not pid or not process_alive(pid, start_time):
-        return "stopped"
-    if freezer:
+def derive_status(dirpath, st):
+    """status.ORDER, asked of the record and the live process."""
+    if not st.pid or not process_alive(st.pid, st.init_start):
+        return S.STOPPED
+    if st.freezer:
         try:
-            if read_file(freezer).strip().decode() == frozen:
-                return "paused"
+            if read_file(st.freezer[0]).strip().decode() == st.freezer[1]:
+                return S.PAUSED
         except OSError:
             pass
-    if os.path.exists(os.path.join(dirpath, "exec.sock")):
-        return "created"
-    return "running"
-
-
-def fast_oci_state(dirpath):
-    """The OCI state from <dir>/fast alone (list reads a thousand of them; state.json
-    is several times larger), or None without one."""
-    try:
-        fields = read_file(os.path.join(dirpath, "fast")).split(b"\0")
-    except OSError:
-        return None
-    rec = dict(zip(fields[0::2], fields[1::2]))
-    if rec.get(b"v") != b"1":
-        return None
-    freezer = rec.get(b"freezer")
-    status = derive_status(dirpath, int(rec[b"pid"]), int(rec[b"start"]) or None,
-                           freezer and freezer.decode(), rec.get(b"frozen", b"").decode())
-    out = jsonfast.loads(rec[b"head"] + b'"%s"' % status.encode() + rec[b"tail"])
-    if status == "stopped":
-        out["pid"] = 0
-    return out
-
-
-def oci_state(st, status):
-    """The OCI state object (runtime.md), in runc's key order."""
-    out = {
-        "ociVersion": st["ociVersion"],
-        "id": st["id"],
-        "status": status,
-        "pid": st["pid"] if status != "stopped" else 0,
-        "bundle": st["bundle"],
-        "rootfs": st["rootfs"],
-        "created": st["created"],
-        "owner": st.get("owner", ""),
-    }
-    if st.get("annotations"):
-        out["annotations"] = st["annotations"]
-    return out
-
-
-_STATUS_MARK = "\x01status"
-# The keys of x_cgroup that the front understands (v1 and v2 drivers); a cgroup
-# stored with anything else, or placed by systemd, is Python's alone.
-_PLAIN_CGROUP_KEYS = frozenset(("driver", "path", "dirs", "hier", "created", "cgroupns",
-                                "linux_devices", "dir", "mount", "systemd"))
-
-
-def own_pid_namespace(st):
-    """The container has a pid namespace of its own: its processes die with init.
-    (Without one, SIGKILL goes to every process in its cgroup, as runc does.)"""
-    ns = (st.get("x_exec") or {}).get("namespaces")
-    if ns is None:
-        return True  # an older state: as before
-    return "pid" in ns and not (st.get("x_exec") or {}).get("pid_joined")
-
-
-def fast_record(st):
-    """The fast record: "key\\0value\\0" pairs, or None when the front must always
-    defer for this container. The state JSON is rendered here, around its status,
-    so the output is byte for byte what `ocirt state` prints in Python."""
-    text = jsonfast.dumps(oci_state(st, _STATUS_MARK), indent=2) + "\n"
-    mark = jsonfast.dumps(_STATUS_MARK)
-    if text.count(mark) != 1 or "\0" in text:
-        return None
-    head, tail = text.split(mark)
-    rec = [("v", "1"), ("pid", str(st.get("pid") or 0)),
-           ("start", str(st.get("x_init_start") or 0)), ("head", head), ("tail", tail),
-           ("start_ok", "0" if st.get("x_hooks_poststart") else "1"),
-           ("kill_ok", "1" if own_pid_namespace(st) else "0")]
-    cg = st.get("x_cgroup")
-    plain = not cg or (set(cg) <= _PLAIN_CGROUP_KEYS and not cg.get("systemd"))
-    delete_ok = plain and not st.get("x_hooks") and not st.get("x_host_mounts") \
-        and not st.get("x_intelrdt")  # its resctrl group goes in Python
-    if cg and not plain:
-        return None  # the freezer's whereabouts are not known here: no fast status
-    if cg:
-        if cg.get("driver") == "v2":
-            rec += [("freezer", os.path.join(cg["dir"], "cgroup.freeze")), ("frozen", "1")]
-            leaves = {cg["dir"]}
-        else:
-            fz = (cg.get("dirs") or {}).get("freezer")
-            if fz:
-                rec += [("freezer", os.path.join(fz, "freezer.state")), ("frozen", "FROZEN")]
-            leaves = {h[2] for h in cg.get("hier") or []}
-        for d in reversed(cg.get("created") or []):
-            rec.append(("rm_leaf" if d in leaves else "rm_parent", d))
-    rec.append(("delete_ok", "1" if delete_ok else "0"))
-    out = "".join(f"{k}\0{v}\0" for k, v in rec)
-    if any("\0" in v for _, v in rec) or sum(k.startswith("rm_") for k, _ in rec) > 64:
-        return None
-    return out.encode()
+    if os.path.exists(os.path.join(dirpath, rules.EXEC_SOCK)):
+        return S.CREATED
+    return S.RUNNING
 
 
 def read_file(path):

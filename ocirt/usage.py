@@ -7,11 +7,11 @@ current_bytes, limit_bytes}, "oom_kills", "oom_events", "pids": {current, peak}}
 """
 import os
 
-from . import jsonfast, state as statemod
+from . import jsonfast
 
 
 def usage(st):
-    cg = st.get("x_cgroup")
+    cg = st.cgroup
     if not cg:
         return None
     from . import cgroups
@@ -25,8 +25,8 @@ def final_report(cid, root, status, wall=None):
     """What --usage-file gets: run_measured's fields (docs/api.md), then `id`,
     `exit_status` (128+N for signal N) and the cgroup's usage in detail."""
     from .lifecycle.measured import verdict
-    c = statemod.Container(root or statemod.default_root(), cid)
-    c.load()
+    from .container import Container
+    c = Container.load(root, cid)
     out = verdict(c.state, status, False, wall)
     out["id"] = cid
     out["exit_status"] = status
@@ -47,12 +47,3 @@ def usage_writer(path, cid, root):
         os.rename(tmp, path)
     on_exit.takes_wall = True
     return on_exit
-
-
-def usage_of(cid, root):
-    c = statemod.Container(root or statemod.default_root(), cid)
-    try:
-        c.load()
-    except Exception:  # noqa: BLE001 - deleted meanwhile
-        return None
-    return usage(c.state)

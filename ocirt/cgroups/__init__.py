@@ -1,7 +1,7 @@
 """cgroups: one interface over the v1 (ocirt/cgroups/v1.py) and v2 (v2.py) drivers.
 
 The create path calls setup(cfg, cid) -> Cgroup (or None), then Cgroup.add_pid and
-Cgroup.to_state(); the stored dict (state["x_cgroup"]) is what every later verb
+Cgroup.to_state(); the stored dict (State.cgroup) is what every later verb
 hands to the module functions below. This module imports nothing heavy: `state`
 only needs is_frozen.
 """

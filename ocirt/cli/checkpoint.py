@@ -3,7 +3,8 @@ refused in one line (ocirt has no CRIU support: docs/compat.md); the container i
 left as it was."""
 import os
 
-from .. import state as statemod
+from .. import state as statemod, status as S
+from ..container import Container
 from ..errors import OcirtError
 from .args import Flags, need_id
 
@@ -40,25 +41,23 @@ def _refuse(verb):
                      "the container is left as it was")
 
 
-def checkpoint(g, argv):
+def checkpoint(opts, argv):
     o, pos = CHECKPOINT.parse(argv, interspersed=True)
     cid = need_id(pos, "checkpoint")
-    c = statemod.Container(g["root"] or statemod.default_root(), cid)
-    c.load()
-    if c.status() not in ("running", "paused"):
-        raise OcirtError(f"container {cid}: container not running ({c.status()})")
+    c = Container.load(opts, cid)
+    c.require(S.CHECKPOINT)
     _check_common(o)
     parent = o["parent-path"]
     if parent is not None:
         if os.path.isabs(parent):
             raise OcirtError(f"--parent-path {parent}: must be relative to --image-path")
-        image = o["image-path"] or os.path.join(c.state["bundle"], "checkpoint")
+        image = o["image-path"] or os.path.join(c.state.bundle, "checkpoint")
         if not os.path.isdir(os.path.join(image, parent)):
             raise OcirtError(f"--parent-path {parent}: no such directory under {image}")
     _refuse("checkpoint")
 
 
-def restore(g, argv):
+def restore(opts, argv):
     o, pos = RESTORE.parse(argv, interspersed=True)
     cid = need_id(pos, "restore")
     statemod.check_id(cid)
@@ -66,5 +65,5 @@ def restore(g, argv):
     _refuse("restore")
 
 
-def main(g, argv):
-    return checkpoint(g, argv)
+def main(opts, argv):
+    return checkpoint(opts, argv)

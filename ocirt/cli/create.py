@@ -8,12 +8,12 @@ FLAGS = Flags({
 })
 
 
-def main(g, argv):
+def main(opts, argv):
     from ..process import cgprime
     cgprime.prime()  # first: the cgroup grace period runs while the rest loads
     from ..lifecycle.create import create
     o, pos = FLAGS.parse(argv, interspersed=True)
-    create(need_id(pos, "create"), o["bundle"], root=g["root"], pid_file=o["pid-file"],
+    create(need_id(pos, "create"), o["bundle"], opts=opts, pid_file=o["pid-file"],
            console_socket=o["console-socket"], no_pivot=o["no-pivot"],
            no_new_keyring=o["no-new-keyring"], preserve_fds=o["preserve-fds"],
            pidfd_socket=o["pidfd-socket"])

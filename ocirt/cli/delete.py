@@ -1,13 +1,13 @@
-from ..lifecycle.delete import delete
+from ..container import Container
 from ..errors import OcirtError
 from .args import Flags
 
 FLAGS = Flags({"force": (("f",), bool, False)})
 
 
-def main(g, argv):
+def main(opts, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     if not pos:
         raise OcirtError('"delete" requires a container id')
     for cid in pos:
-        delete(cid, force=o["force"], root=g["root"])
+        Container.handle(opts, cid).delete(force=o["force"])

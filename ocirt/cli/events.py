@@ -10,7 +10,8 @@ import re
 import sys
 import time
 
-from .. import state as statemod
+from .. import status as S
+from ..container import Container
 from ..errors import OcirtError
 from .args import Flags, need_id
 
@@ -42,13 +43,12 @@ def _emit(ev):
     sys.stdout.flush()
 
 
-def main(g, argv):
+def main(opts, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     cid = need_id(pos, "events")
     interval = duration(o["interval"])
-    c = statemod.Container(g["root"] or statemod.default_root(), cid)
-    c.load()
-    cg = c.state.get("x_cgroup")
+    c = Container.load(opts, cid)
+    cg = c.state.cgroup
     if not cg:
         raise OcirtError(f"container {cid} has no cgroup")
     from .. import cgroups
@@ -63,7 +63,7 @@ def main(g, argv):
         if o["stats"]:
             _emit(stats())
             return 0
-        if c.status() == "stopped":
+        if c.status() == S.STOPPED:
             raise OcirtError(f"container {cid}: container not running")
         ooms = cgroups.oom_kills(cg)
         next_stats = time.monotonic()
@@ -78,10 +78,10 @@ def main(g, argv):
                     _emit({"type": "oom", "id": cid})
                 ooms = n
             try:
-                c.load()
+                c.rec.load()
             except OcirtError:
                 return 0  # deleted
-            if c.status() == "stopped":
+            if c.status() == S.STOPPED:
                 n = cgroups.oom_kills(cg)
                 for _ in range(max(0, n - ooms)):
                     _emit({"type": "oom", "id": cid})

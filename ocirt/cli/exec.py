@@ -15,7 +15,7 @@ FLAGS = Flags({
 })
 
 
-def main(g, argv):
+def main(opts, argv):
     from ..process import cgprime
     cgprime.prime()  # first: the cgroup grace period runs while the rest loads
     o, pos = FLAGS.parse(argv)
@@ -27,7 +27,7 @@ def main(g, argv):
     for item in o["additional-gids"]:
         gids.extend(x for x in item.split(",") if x)
     from ..lifecycle.exec import exec_process
-    return exec_process(pos[0], root=g["root"], args=pos[1:], process_file=o["process"],
+    return exec_process(pos[0], opts, args=pos[1:], process_file=o["process"],
                         tty=o["tty"], detach=o["detach"], pid_file=o["pid-file"],
                         console_socket=o["console-socket"], env=o["env"], cwd=o["cwd"],
                         user=o["user"], additional_gids=gids, caps=o["cap"],

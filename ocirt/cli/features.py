@@ -5,6 +5,6 @@ from ..features import features
 from .args import Flags
 
 
-def main(g, argv):
+def main(opts, argv):
     Flags({}).parse(argv)
     sys.stdout.write(json.dumps(features(), indent=4) + "\n")

@@ -26,7 +26,7 @@ Running it again changes nothing. dockerd reads the change on SIGHUP or restart
 """
 
 
-def main(g, argv):
+def main(opts, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     if o["help"]:
         sys.stdout.write(HELP)

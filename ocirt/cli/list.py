@@ -11,30 +11,30 @@ _JSON_ORDER = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created
                "annotations")
 
 
-def main(g, argv):
+def main(opts, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     if pos:
         raise OcirtError('"list" takes no arguments')
     out = sys.stdout
-    if g["root"] and not os.path.isdir(g["root"]):
+    if opts.root and not os.path.isdir(opts.root):
         # runc: a --root given that is not there is an error; the default may be missing
-        raise OcirtError(f"--root {g['root']}: no such directory")
+        raise OcirtError(f"--root {opts.root}: no such directory")
     if o["quiet"]:
-        from ..state import default_root, list_ids
-        root = g["root"] or default_root()
+        from ..state import list_ids
+        root = opts.state_root()
         out.write("".join(cid + "\n" for cid in list_ids(root)
                           if os.path.exists(os.path.join(root, cid, "state.json"))))
         return
-    items = list_containers(g["root"])
+    items = list_containers(opts)
     if o["format"] == "json":
-        root = g["root"] or _default_root()
+        root = opts.state_root()
         # runc's field order (its list struct), owner included
         items = [{k: s[k] for k in _JSON_ORDER if k in s} | {
             "owner": s.get("owner") or _owner(root, s["id"])} for s in items]
         out.write(jsonfast.dumps(items, compact=True) + "\n")
     elif o["format"] == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        root = g["root"] or _default_root()
+        root = opts.state_root()
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
                   s.get("owner") or _owner(root, s["id"])) for s in items]
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
@@ -42,11 +42,6 @@ def main(g, argv):
             out.write("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
     else:
         raise OcirtError(f"invalid format {o['format']!r}: use table or json")
-
-
-def _default_root():
-    from ..state import default_root
-    return default_root()
 
 
 _names = {}

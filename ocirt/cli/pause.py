@@ -1,7 +1,8 @@
-from ..lifecycle.pause import pause
+from ..container import Container
 from .args import Flags, need_id
 
 
-def main(g, argv):
+def main(opts, argv):
     _, pos = Flags({}).parse(argv)
-    pause(need_id(pos, "pause"), root=g["root"])
+    with Container.load(opts, need_id(pos, "pause"), lock=True) as c:
+        c.pause()

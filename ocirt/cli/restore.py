@@ -1,5 +1,5 @@
 from .checkpoint import restore
 
 
-def main(g, argv):
-    return restore(g, argv)
+def main(opts, argv):
+    return restore(opts, argv)

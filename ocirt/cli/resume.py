@@ -1,7 +1,8 @@
-from ..lifecycle.pause import resume
+from ..container import Container
 from .args import Flags, need_id
 
 
-def main(g, argv):
+def main(opts, argv):
     _, pos = Flags({}).parse(argv)
-    resume(need_id(pos, "resume"), root=g["root"])
+    with Container.load(opts, need_id(pos, "resume"), lock=True) as c:
+        c.resume()

@@ -10,7 +10,7 @@ FLAGS = Flags({
 })
 
 
-def main(g, argv):
+def main(opts, argv):
     from ..process import cgprime
     cgprime.prime()  # first: the cgroup grace period runs while the rest loads
     from ..lifecycle.run import run
@@ -18,8 +18,8 @@ def main(g, argv):
     on_exit = None
     if o["usage-file"]:
         from ..usage import usage_writer
-        on_exit = usage_writer(o["usage-file"], need_id(pos, "run"), g["root"])
-    return run(need_id(pos, "run"), o["bundle"], root=g["root"], detach=o["detach"],
+        on_exit = usage_writer(o["usage-file"], need_id(pos, "run"), opts)
+    return run(need_id(pos, "run"), o["bundle"], opts=opts, detach=o["detach"],
                keep=o["keep"], pid_file=o["pid-file"], console_socket=o["console-socket"],
                no_pivot=o["no-pivot"], no_new_keyring=o["no-new-keyring"],
                preserve_fds=o["preserve-fds"], on_exit=on_exit,

@@ -8,7 +8,7 @@ from .args import Flags
 FLAGS = Flags({"bundle": (("b",), str, "."), "rootless": ((), bool, False)})
 
 
-def main(g, argv):
+def main(opts, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     if pos:
         raise OcirtError('"spec" takes no arguments')

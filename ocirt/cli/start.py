@@ -1,7 +1,9 @@
-from ..lifecycle.start import start
+from ..container import Container
 from .args import Flags, need_id
 
 
-def main(g, argv):
+def main(opts, argv, start_error=None, start_stopped=False):
     _, pos = Flags({}).parse(argv)
-    start(need_id(pos, "start"), root=g["root"])
+    with Container.load(opts, need_id(pos, "start"), lock=True) as c:
+        from ..lifecycle.start import start
+        start(c, start_error, start_stopped)

@@ -1,18 +1,18 @@
 import sys
 
-from .. import jsonfast
-from ..lifecycle.query import state
+from .. import jsonfast, status as S
+from ..container import Container
 from .args import Flags, need_id
 
 
-def main(g, argv):
+def main(opts, argv):
     _, pos = Flags({}).parse(argv)
-    cid = need_id(pos, "state")
-    out = state(cid, root=g["root"])
-    if out["status"] == "stopped":
+    c = Container.load(opts, need_id(pos, "state"))
+    out = c.oci_state()
+    if out["status"] == S.STOPPED:
         # ocirt extension: the cgroup's final figures (live ones: events --stats)
-        from ..usage import usage_of
-        u = usage_of(cid, g["root"])
+        from ..usage import usage
+        u = usage(c.state)
         if u is not None:
             out["x-ocirt-usage"] = u
     sys.stdout.write(jsonfast.dumps(out, indent=2) + "\n")

@@ -19,7 +19,7 @@ is kept. Containers still using the runtime keep running; reload dockerd afterwa
 """
 
 
-def main(g, argv):
+def main(opts, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     if o["help"]:
         sys.stdout.write(HELP)

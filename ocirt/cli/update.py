@@ -4,7 +4,8 @@ import json
 import sys
 
 from ..errors import OcirtError
-from ..lifecycle.update import ram_bytes, update
+from ..container import Container
+from ..lifecycle.update import ram_bytes
 from .args import Flags, need_id
 
 FLAGS = Flags({
@@ -77,8 +78,9 @@ def resources_from(o):
     return res
 
 
-def main(g, argv):
+def main(opts, argv):
     o, pos = FLAGS.parse(argv, interspersed=True)
     cid = need_id(pos, "update")
-    update(cid, resources_from(o), root=g["root"], l3_cache_schema=o["l3-cache-schema"],
-           mem_bw_schema=o["mem-bw-schema"])
+    res = resources_from(o)
+    with Container.load(opts, cid, lock=True) as c:
+        c.update(res, l3_cache_schema=o["l3-cache-schema"], mem_bw_schema=o["mem-bw-schema"])

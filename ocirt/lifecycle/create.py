@@ -3,6 +3,7 @@ import os
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import config, state as statemod
+from ..options import Options
 from ..errors import ConfigError, OcirtError
 from ..process.common import caller_fds, listen_fds as _listen_fds  # noqa: F401 (exec's too)
 from ..process.launcher import InitContext, spawn
@@ -10,18 +11,22 @@ from ..process.launcher import InitContext, spawn
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, rootless=None, console_receiver=None,
-           park=True, pidfd_socket=None, stdio=None):
+           park=True, pidfd_socket=None, stdio=None, opts=None):
     """Create container `cid` from `bundle`; return its init's host pid.
 
     `console_receiver`: a socket (one end of a pair) that gets the pty master when
     process.terminal is true and there is no console_socket (`run` relays it).
     `park`: init gives back its code pages while it waits (`run`, which starts it
     at once, says False: they would only fault back in).
-    `stdio`: three fds that become init's 0, 1 and 2 (default: this process's own)."""
-    root = root or statemod.default_root()
+    `stdio`: three fds that become init's 0, 1 and 2 (default: this process's own).
+    `opts`: the call's Options (ocirt/options.py); `root` alone will do for the API."""
+    opts = opts or Options(root=root)
+    root = opts.state_root()
+    if rootless is None:
+        rootless = opts.rootless_wanted()
     if pid_file:
         check_pid_file(pid_file)
-    c = statemod.Container(root, cid)
+    c = statemod.Record(root, cid)
     bundle = os.path.abspath(bundle or ".")
     cfg = config.load(bundle)
     if not cfg.get("process"):
@@ -67,25 +72,21 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if ctx.rootless:  # its cgroup set-up may fork (systemd)
             from ..process import cgprime
             cgprime.wait()
-        c.state = {
-            "ociVersion": statemod.OCI_VERSION, "id": cid, "pid": 0, "bundle": bundle,
-            "rootfs": rootfs, "created": _rfc3339(), "owner": "",
-            "annotations": cfg.get("annotations") or {},
-            "x_cgroup": None,  # below
-            "x_host_mounts": not ctx.own_mount_ns,
-            "x_rootfs_bind": _rootfs_self_bind(ctx),
-            "x_hooks": (cfg.get("hooks") or {}).get("poststop") or [],
-            "x_hooks_poststart": (cfg.get("hooks") or {}).get("poststart") or [],
+        linux = cfg.get("linux") or {}
+        hooks = cfg.get("hooks") or {}
+        c.state = statemod.State(
+            cid, bundle, rootfs, _rfc3339(), cfg.get("annotations"),
+            host_mounts=not ctx.own_mount_ns, rootfs_bind=_rootfs_self_bind(ctx),
+            hooks_poststop=hooks.get("poststop") or [],
+            hooks_poststart=hooks.get("poststart") or [],
             # what `exec` needs, as created (later edits of config.json don't count)
-            "x_exec": {"ociVersion": cfg.get("ociVersion"), "process": proc,
-                       "namespaces": [n["type"] for n in
-                                      (cfg.get("linux") or {}).get("namespaces") or []],
-                       "pid_joined": any(n.get("type") == "pid" and n.get("path") for n in
-                                         (cfg.get("linux") or {}).get("namespaces") or []),
-                       "seccomp": (cfg.get("linux") or {}).get("seccomp"),
-                       "memoryPolicy": (cfg.get("linux") or {}).get("memoryPolicy"),
-                       "personality": (cfg.get("linux") or {}).get("personality")},
-        }
+            exec={"ociVersion": cfg.get("ociVersion"), "process": proc,
+                  "namespaces": [n["type"] for n in linux.get("namespaces") or []],
+                  "pid_joined": any(n.get("type") == "pid" and n.get("path")
+                                    for n in linux.get("namespaces") or []),
+                  "seccomp": linux.get("seccomp"),
+                  "memoryPolicy": linux.get("memoryPolicy"),
+                  "personality": linux.get("personality")})
         ctx.close_in_child.append(c._lockfd)
         ctx.state_for_hooks = lambda status="creating": _hook_state(c, status, ctx.init_pid)
         if proc.get("terminal"):
@@ -96,10 +97,11 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         # so everything above runs meanwhile.
         if rdt is not None:  # its group made and its schemata written before the fork
             rdt.apply()
-            c.state["x_intelrdt"] = rdt.to_state()
+            c.state.intelrdt = rdt.to_state()
         cg = _cgroup(cfg, cid, root, ctx.rootless)
         ctx.cgroup = cg
-        c.state["x_cgroup"] = cg.to_state() if cg else None
+        c.state.cgroup = cg.to_state() if cg else None
+        c.state.freezer = statemod.freezer_of(c.state.cgroup)
         if _idmap.needed(cfg, not ctx.rootless):  # after caller_fds was taken
             ctx.idmap_fds = _idmap.prepare(cfg, bundle, rootfs, not ctx.rootless,
                                            ctx.detached_locked, ctx.idmap_late)
@@ -109,10 +111,10 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         _close_idmap_fds(ctx)
         listener.close()
         listener = None
-        c.state["pid"] = init_pid
-        c.state["x_init_start"] = statemod.proc_start_time(init_pid)[0]
+        c.state.pid = init_pid
+        c.state.init_start = statemod.proc_start_time(init_pid)[0]
         if netdevs is not None:
-            c.state["x_netdevices"] = netdevs.record()
+            c.state.netdevices = netdevs.record()
         c.save()
         if pid_file:
             _write_pid_file(pid_file, init_pid)
@@ -250,12 +252,12 @@ def _cgroup(cfg, cid, root, rootless=False):
 
 
 def _hook_state(c, status, pid):
-    st = {"ociVersion": statemod.OCI_VERSION, "id": c.id, "status": status,
-          "bundle": c.state["bundle"]}
+    st = c.state.oci(status)
+    del st["rootfs"], st["created"], st["owner"]
     if pid:
-        st["pid"] = pid
-    if c.state.get("annotations"):
-        st["annotations"] = c.state["annotations"]
+        st["pid"] = pid  # init's, before the record has it
+    else:
+        del st["pid"]
     return st
 
 

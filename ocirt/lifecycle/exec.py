@@ -14,7 +14,7 @@ import os
 import _signal as signal
 
 from .. import OCI_VERSION
-from .. import config, state as statemod
+from .. import config, status as S
 from ..errors import ConfigError, OcirtError
 
 # process fields that, absent from a --process file, come from config.json
@@ -121,7 +121,7 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
     return proc, where
 
 
-def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=False,
+def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=False,
                  pid_file=None, console_socket=None, env=(), cwd=None, user=None,
                  additional_gids=(), caps=(), no_new_privs=None, preserve_fds=0,
                  apparmor=None, process_label=None, ignore_paused=False, sub_cgroups=(),
@@ -129,17 +129,13 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     if pid_file:
         from .create import check_pid_file
         check_pid_file(pid_file)
-    c = statemod.Container(root or statemod.default_root(), cid)
-    st = c.load()
-    status = c.status()
-    if status == "stopped":
-        raise OcirtError(f"cannot exec in a stopped container {cid}: container not running")
-    if status == "paused" and ignore_paused:
-        status = _wait_resumed(c)
-    if status == "paused":
-        raise OcirtError(f"cannot exec in a paused container {cid} (resume it first, or "
-                         "use --ignore-paused to wait for that)")
-    saved = st.get("x_exec")
+    from ..container import Container
+    c = Container.load(opts, cid)
+    st = c.state
+    if ignore_paused and c.status() == S.PAUSED:
+        _wait_resumed(c)
+    c.require(S.EXEC)
+    saved = st.exec
     if saved:  # the config as it was at create
         cfg = {"ociVersion": saved["ociVersion"], "process": saved["process"],
                "linux": {"namespaces": [{"type": t} for t in saved["namespaces"]],
@@ -150,7 +146,7 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
             if saved.get(key):
                 cfg["linux"][key] = saved[key]
     else:
-        cfg = config.load(st["bundle"])
+        cfg = config.load(st.bundle)
     proc, where = build_process(cfg, process_file, args, tty, env, cwd, user,
                                 additional_gids, caps, no_new_privs, apparmor, process_label)
     if proc.get("terminal") and not console_socket and detach:
@@ -166,9 +162,9 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     attrs.check(proc, where)
     capabilities.parse(proc.get("capabilities"), f"{where}.capabilities", warn=True)
     linux = cfg.get("linux") or {}
-    ctx = ExecContext(proc, st["pid"], [n["type"] for n in linux.get("namespaces") or []],
+    ctx = ExecContext(proc, st.pid, [n["type"] for n in linux.get("namespaces") or []],
                       where)
-    ctx.init_start = st.get("x_init_start")
+    ctx.init_start = st.init_start
     ctx.preserve_fds = preserve_fds + _listen_fds()
     from ..process.common import caller_fds
     ctx.close_in_child = caller_fds(3 + ctx.preserve_fds)
@@ -191,7 +187,7 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
     if not detach:
         from .. import syscalls as sc
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us
-    cg = st.get("x_cgroup")
+    cg = st.cgroup
     sub = None
     if sub_cgroups:
         from .. import cgroups
@@ -207,15 +203,15 @@ def exec_process(cid, root=None, args=(), process_file=None, tty=False, detach=F
         if cg:
             from .. import cgroups  # the package alone: join loads no driver
             cgroups.join(cg, pid, sub)
-        if st.get("x_intelrdt"):  # exec'd processes share the container's RDT group
+        if st.intelrdt:  # exec'd processes share the container's RDT group
             from .. import intelrdt
-            intelrdt.add_exec_pid(st["x_intelrdt"], pid)
+            intelrdt.add_exec_pid(st.intelrdt, pid)
         attrs.reset_affinity(pid)  # after the cpuset join, which sets its own
         attrs.set_affinity(pid, proc, "initial", where)
 
     def on_seccomp_fd(fd, pid):
         s = c.oci_state()
-        s["pid"] = st["pid"]
+        s["pid"] = st.pid
         ctx.seccomp.send_to_listener(fd, s, pid)
 
     # signals for the process are caught from now on and forwarded once it runs
@@ -280,7 +276,7 @@ def _wait_resumed(c):
     while time.monotonic() < deadline:
         time.sleep(0.05)
         status = c.status()
-        if status != "paused":
+        if status != S.PAUSED:
             return status
     raise OcirtError(f"exec --ignore-paused: container {c.id} was still paused after "
                      f"{PAUSED_WAIT:.0f} s")

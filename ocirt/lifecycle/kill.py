@@ -2,69 +2,56 @@
 import os
 import _signal
 
-from .. import state as statemod
+from .. import rules, state as statemod, status as S
 from ..errors import OcirtError
 
 
 def parse_signal(sig):
-    """A signal given as a number, NAME or SIGNAME (runc accepts all three)."""
-    if isinstance(sig, int):
-        num = sig
-    else:
+    """A signal given as a number, NAME or SIGNAME (runc accepts all three; the table
+    is ocirt/rules.py, which the C front shares)."""
+    num = rules.parse_signal(sig)
+    if num is None:
         s = str(sig).strip()
-        if s.isdigit():
-            num = int(s)
-        else:
-            name = s.upper()
-            if not name.startswith("SIG"):
-                name = "SIG" + name
-            num = getattr(_signal, name, None)
-            if not isinstance(num, int) or name.startswith("SIG_"):
-                raise OcirtError(f"unknown signal {sig!r}")
-            num = int(num)
-    if not 0 <= num <= 64:  # 0: only checks that the container's init is there
-        raise OcirtError(f"invalid signal {sig!r}")
-    return num
+        raise OcirtError(f"invalid signal {sig!r}" if s.isdigit() else
+                         f"unknown signal {sig!r}")
+    return num  # 0: only checks that the container's init is there
 
 
-def kill(cid, sig=_signal.SIGTERM, all_processes=False, root=None):
+def kill(c, sig=_signal.SIGTERM, all_processes=False):
     num = parse_signal(sig)
-    c = statemod.Container(root or statemod.default_root(), cid)
-    c.load()
+    st = c.state
     status = c.status()
-    if num == _signal.SIGKILL and c.state.get("x_cgroup") and \
-            not statemod.own_pid_namespace(c.state):
+    if num == _signal.SIGKILL and st.cgroup and not st.own_pid_namespace():
         # no pid namespace of its own: init's death takes nothing with it, so every
         # process in its cgroup gets the SIGKILL, init gone or not (as runc does)
         from ..cgroups import kill_all
-        kill_all(c.state["x_cgroup"])
+        kill_all(st.cgroup)
         return
-    if status == "stopped":
-        if all_processes:
-            return  # runc: --all of a stopped container is no error (nothing to signal)
-        raise OcirtError(f"container {cid}: container not running")
-    if all_processes and c.state.get("x_cgroup"):
+    if status == S.STOPPED and all_processes:
+        return  # runc: --all of a stopped container is no error (nothing to signal)
+    c.require(S.KILL)
+    if all_processes and st.cgroup:
         from ..cgroups import signal_all
-        signal_all(c.state["x_cgroup"], num)
+        signal_all(st.cgroup, num)
         return
     if all_processes:
         # no cgroup (rootless without a delegated one): init's pid namespace, or
         # init and its descendants
-        from ..cli.ps import container_pids
-        signal_init(c.state, num)
-        for pid in container_pids(c.state):
-            if pid != c.state["pid"]:
+        from .query import container_pids
+        signal_init(st, num)
+        for pid in container_pids(st):
+            if pid != st.pid:
                 try:
                     os.kill(pid, num)
                 except (ProcessLookupError, PermissionError):
                     pass
         return
-    signal_init(c.state, num)
-    if num == _signal.SIGKILL and status == "paused" and c.state.get("x_cgroup"):
+    signal_init(st, num)
+    if num == _signal.SIGKILL and status == S.PAUSED and st.cgroup:
         # a frozen process dies only once thawed (cgroup v1): thaw it, as runc does
         from ..cgroups import thaw
         try:
-            thaw(c.state["x_cgroup"])
+            thaw(st.cgroup)
         except OSError:
             pass
 
@@ -73,14 +60,14 @@ def signal_init(st, num):
     """Signal init through a pidfd checked against its start time, so a recycled
     pid can never be hit."""
     try:
-        fd = os.pidfd_open(st["pid"])
+        fd = os.pidfd_open(st.pid)
     except ProcessLookupError:
-        raise OcirtError(f"container {st['id']}: no such process") from None
+        raise OcirtError(f"container {st.id}: no such process") from None
     try:
-        if not statemod.process_alive(st["pid"], st.get("x_init_start")):
-            raise OcirtError(f"container {st['id']}: container not running")
+        if not statemod.process_alive(st.pid, st.init_start):
+            raise OcirtError(f"container {st.id}: container not running")
         _signal.pidfd_send_signal(fd, num)
     except ProcessLookupError:
-        raise OcirtError(f"container {st['id']}: no such process") from None
+        raise OcirtError(f"container {st.id}: no such process") from None
     finally:
         os.close(fd)

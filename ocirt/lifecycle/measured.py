@@ -5,10 +5,10 @@ import os
 import select
 import time
 
-from .. import state as statemod
+from ..container import Container
 from ..errors import OcirtError
+from ..options import of as options_of
 from .create import create
-from .delete import delete
 from .start import start
 
 _EMPTY_WAIT = 10.0  # s: after init, for the rest of the cgroup to go
@@ -19,31 +19,34 @@ def run_measured(cid, bundle, root=None, wall_limit=None, stdin=None, stdout=Non
     """-> dict of RunResult's fields (api.run_measured wraps it)."""
     if wall_limit is not None and not wall_limit > 0:
         raise OcirtError(f"wall_limit must be a positive number of seconds, not {wall_limit!r}")
-    root = root or statemod.default_root()
+    opts = options_of(root)
     from .. import syscalls as sc
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # init's parent exits: its status comes to us
     opened = []
     try:
         fds = (_fd(stdin, False, opened, "stdin"), _fd(stdout, True, opened, "stdout"),
                _fd(stderr, True, opened, "stderr"))
-        pid = create(cid, bundle, root=root, park=False, stdio=fds)
+        pid = create(cid, bundle, opts=opts, park=False, stdio=fds)
     finally:
         for fd in opened:
             os.close(fd)
     try:
-        return _measure(cid, root, pid, wall_limit)
+        return _measure(Container.load(opts, cid), pid, wall_limit)
     finally:
-        delete(cid, force=True, root=root)
+        Container.handle(opts, cid).delete(force=True)
 
 
-def _measure(cid, root, pid, wall_limit):
-    c = statemod.Container(root, cid)
-    c.load()
-    cg = c.state.get("x_cgroup")
+def _measure(c, pid, wall_limit):
+    cid = c.id
+    cg = c.state.cgroup
     pidfd = os.pidfd_open(pid)
     try:
         t0 = time.monotonic()
-        start(cid, root=root)
+        c.rec.lock()
+        try:
+            start(c)
+        finally:
+            c.unlock()
         timed_out = False
         try:
             status = _wait(pid, pidfd, None if wall_limit is None else t0 + wall_limit)
@@ -131,7 +134,7 @@ def _wait(pid, pidfd, deadline):
 
 
 def _kill_all(st, pid):
-    cg = st.get("x_cgroup")
+    cg = st.cgroup
     if cg:
         from ..cgroups import kill_all
         try:
@@ -147,7 +150,7 @@ def _kill_all(st, pid):
 def _wait_empty(st, cid):
     """Until no process is left in the container's cgroup (without a pid namespace of
     its own, init's children outlive it: they are killed, as delete would)."""
-    cg = st.get("x_cgroup")
+    cg = st.cgroup
     if not cg:
         return
     from ..cgroups import kill_all, pids

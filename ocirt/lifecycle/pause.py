@@ -1,42 +1,25 @@
 """pause / resume: freeze and thaw every process of a container (freezer v1,
 cgroup.freeze v2)."""
-from .. import state as statemod
-from ..errors import OcirtError, WrongState
+from .. import status as S
+from ..errors import OcirtError
 
 
-def _load(cid, root):
-    c = statemod.Container(root or statemod.default_root(), cid).lock()
-    try:
-        c.load()
-    except BaseException:
-        c.unlock()
-        raise
-    cg = c.state.get("x_cgroup")
+def _cgroup(c):
+    cg = c.state.cgroup
     if not cg:
-        c.unlock()
-        raise OcirtError(f"container {cid} has no cgroup to freeze")
-    return c, cg
+        raise OcirtError(f"container {c.id} has no cgroup to freeze")
+    return cg
 
 
-def pause(cid, root=None):
-    c, cg = _load(cid, root)
-    try:
-        status = c.status()
-        if status not in ("running", "created"):
-            raise WrongState(f"container {cid}: container not running ({status})")
-        from .. import cgroups
-        cgroups.freeze(cg)
-    finally:
-        c.unlock()
+def pause(c):
+    cg = _cgroup(c)
+    c.require(S.PAUSE)
+    from .. import cgroups
+    cgroups.freeze(cg)
 
 
-def resume(cid, root=None):
-    c, cg = _load(cid, root)
-    try:
-        status = c.status()
-        if status != "paused":
-            raise WrongState(f"container {cid}: container not paused ({status})")
-        from .. import cgroups
-        cgroups.thaw(cg)
-    finally:
-        c.unlock()
+def resume(c):
+    cg = _cgroup(c)
+    c.require(S.RESUME)
+    from .. import cgroups
+    cgroups.thaw(cg)

@@ -1,19 +1,71 @@
-"""state and list: read-only views of the state directory."""
-from .. import state as statemod
+"""The read-only verbs: state, list, and a container's processes."""
+import os
+
+from .. import state as statemod, status as S
 
 
-def state(cid, root=None):
-    c = statemod.Container(root or statemod.default_root(), cid)
-    c.load()
+def state(c):
     return c.oci_state()
 
 
-def list_containers(root=None):
-    root = root or statemod.default_root()
+def list_containers(opts):
+    """Every container's OCI state, in id order (one being created or deleted
+    meanwhile is left out)."""
+    from ..container import Container
+    root = opts.state_root()
     out = []
     for cid in statemod.list_ids(root):
         try:
-            out.append(statemod.fast_oci_state(f"{root}/{cid}") or state(cid, root))
+            out.append(Container.load(opts, cid).oci_state())
         except Exception:  # noqa: BLE001 - a container being created or deleted
             continue
     return out
+
+
+def processes(c):
+    """Host pids of the container's processes; a stopped one has none (runc's answer,
+    not an error)."""
+    c.require(S.PS)
+    return [] if c.status() == S.STOPPED else container_pids(c.state)
+
+
+def container_pids(st):
+    """Every process of the container: its cgroup's, or without one, those in init's
+    pid namespace (or init and its descendants when it has none of its own)."""
+    cg = st.cgroup
+    if cg:
+        from .. import cgroups
+        return sorted(cgroups.pids(cg))
+    init = st.pid
+    try:
+        init_ns = os.stat(f"/proc/{init}/ns/pid").st_ino
+        host_ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return []
+    children = {}
+    found = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        pid = int(e)
+        try:
+            if init_ns != host_ns:
+                if os.stat(f"/proc/{pid}/ns/pid").st_ino == init_ns:
+                    found.append(pid)
+                continue
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+            ppid = int(data[data.rindex(b")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(pid)
+        except (OSError, ValueError):
+            continue
+    if init_ns != host_ns:
+        return sorted(found)
+    out, todo = [], [init]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return sorted(out)
+
+

@@ -6,8 +6,10 @@ import _socket as socket  # the C module: `socket` imports selectors and enum
 from time import monotonic
 
 from .. import syscalls as sc
+from ..errors import OcirtError
+from ..container import Container
+from ..options import of as options_of
 from .create import create
-from .delete import delete
 from .exec import _reap, _wait_for  # noqa: F401 - shared with exec (run._reap/_wait_for)
 from .start import start
 
@@ -17,7 +19,8 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         console_socket=None, no_pivot=False, no_new_keyring=False, preserve_fds=0,
-        on_exit=None, pidfd_socket=None):
+        on_exit=None, pidfd_socket=None, opts=None):
+    opts = options_of(opts or root)
     if not detach:
         # init's parent (the intermediate) exits; as subreaper we inherit init and wait for it.
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -27,7 +30,7 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         # we relay the caller's terminal (as runc does)
         mine, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        pid = create(cid, bundle, root=root, pid_file=pid_file, console_socket=console_socket,
+        pid = create(cid, bundle, opts=opts, pid_file=pid_file, console_socket=console_socket,
                      no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                      preserve_fds=preserve_fds, console_receiver=receiver, park=False,
                      pidfd_socket=pidfd_socket)
@@ -49,13 +52,14 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
                 s.close()
     t0 = monotonic()
     try:
-        start(cid, root=root)
+        with Container.load(opts, cid, lock=True) as c:
+            start(c)
     except BaseException as e:
         if master is not None:
             _drain(master)  # what init said on its terminal (its exec error) comes first
             os.close(master)
-        delete(cid, force=True, root=root)
-        if not detach and getattr(e, "shown_by_init", False):
+        Container.handle(opts, cid).delete(force=True)
+        if not detach and isinstance(e, OcirtError) and e.shown_by_init:
             # the caller saw init's own line (its stdio is ours): said once, as runc
             e.quiet = True
         raise
@@ -82,7 +86,7 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         else:
             on_exit(status)
     if not keep:
-        delete(cid, force=True, root=root)
+        Container.handle(opts, cid).delete(force=True)
     return status
 
 

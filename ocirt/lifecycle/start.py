@@ -2,50 +2,44 @@
 import _socket  # the C module: `socket` imports selectors and enum
 import os
 
-from .. import state as statemod
+from .. import state as statemod, status as S
 from ..errors import OcirtError, WrongState
 
 
-def start(cid, root=None):
-    c = statemod.Container(root or statemod.default_root(), cid).lock()
+def start(c, start_error=None, start_stopped=False):
+    """Release `c`'s init (locked, loaded). `start_error`/`start_stopped`: what the C
+    front saw when it released the init itself and handed over to Python."""
+    if start_error is not None:  # init reported this instead of exec'ing
+        _start_failed(c, start_error.encode())
+    if start_stopped:
+        raise _stopped_error(c)
+    c.require(S.START)
+    pid = c.state.pid
+    if _stopped(pid):
+        raise WrongState(f"cannot start container {c.id}: its init (pid {pid}) is stopped;"
+                         f" continue it first (kill -CONT {pid})", verb=S.START,
+                         status=S.CREATED)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        c.load()
-        err = os.environ.pop("OCIRT_START_ERROR", None)
-        if err is not None:
-            # the C front released the init, which reported this instead of exec'ing
-            _start_failed(c, err.encode())
-        if os.environ.pop("OCIRT_START_STOPPED", None):  # the C front released it
-            raise _stopped_error(c)
-        status = c.status()
-        if status != "created":
-            raise WrongState(f"cannot start container {cid}: it is {status}, not created")
-        pid = c.state["pid"]
-        if _stopped(pid):
-            raise WrongState(f"cannot start container {cid}: its init (pid {pid}) is stopped;"
-                             f" continue it first (kill -CONT {pid})")
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            s.connect(f"/proc/self/fd/{dirfd}/exec.sock")
-            os.unlink("exec.sock", dir_fd=dirfd)
-        finally:
-            os.close(dirfd)
-        # init closes this connection by exec'ing (close-on-exec) or writes an error
-        err = _wait_reply(s, c)
-        s.close()
-        if err:
-            _start_failed(c, err)
-        hooks = c.state.get("x_hooks_poststart")
-        if hooks:
-            # runtime.md step 9: a failed poststart hook is an error; the container is
-            # stopped and destroyed (step 12)
-            from ..hooks import Hooks
-            try:
-                Hooks({"poststart": hooks}).run("poststart", c.oci_state())
-            except OcirtError as e:
-                _start_failed(c, str(e).encode())
+        s.connect(f"/proc/self/fd/{dirfd}/exec.sock")
+        os.unlink("exec.sock", dir_fd=dirfd)
     finally:
-        c.unlock()
+        os.close(dirfd)
+    # init closes this connection by exec'ing (close-on-exec) or writes an error
+    err = _wait_reply(s, c)
+    s.close()
+    if err:
+        _start_failed(c, err)
+    hooks = c.state.hooks_poststart
+    if hooks:
+        # runtime.md step 9: a failed poststart hook is an error; the container is
+        # stopped and destroyed (step 12)
+        from ..hooks import Hooks
+        try:
+            Hooks({"poststart": hooks}).run("poststart", c.oci_state())
+        except OcirtError as e:
+            _start_failed(c, str(e).encode())
 
 
 STOPPED_GRACE = 2.0  # s an init may stay stopped after its release before start gives up
@@ -61,7 +55,7 @@ def _wait_reply(s, c):
     continued."""
     import select
     import time
-    pid = c.state["pid"]
+    pid = c.state.pid
     since = None
     while True:
         if select.select([s], [], [], 0.1)[0]:
@@ -78,7 +72,7 @@ def _wait_reply(s, c):
 
 
 def _stopped_error(c):
-    pid = c.state["pid"]
+    pid = c.state.pid
     return OcirtError(f"container {c.id}: its init (pid {pid}) was stopped before it could "
                       f"exec the process; it will when continued (kill -CONT {pid})")
 
@@ -88,7 +82,7 @@ def _start_failed(c, err):
     container is destroyed as the lifecycle says (runtime.md, step 12)."""
     from .delete import _kill_and_wait, destroy
     try:
-        _kill_and_wait(c.state, "created")
+        _kill_and_wait(c.state, S.CREATED)
         destroy(c)
     except OcirtError:
         pass

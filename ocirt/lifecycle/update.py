@@ -1,8 +1,8 @@
 """update: change a live container's resources (runc's `update`)."""
 import re
 
-from .. import state as statemod
-from ..errors import OcirtError, WrongState
+from .. import status as S
+from ..errors import OcirtError
 
 _UNIT = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$", re.I)
 _MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -19,31 +19,25 @@ def ram_bytes(s, flag):
     return int(float(m.group(1)) * _MULT[m.group(2).lower()])
 
 
-def update(cid, resources, root=None, l3_cache_schema=None, mem_bw_schema=None):
-    c = statemod.Container(root or statemod.default_root(), cid).lock()
+def update(c, resources, l3_cache_schema=None, mem_bw_schema=None):
+    """`c` locked and loaded."""
+    c.require(S.UPDATE)
+    cg = c.state.cgroup
+    if not cg:
+        raise OcirtError(f"container {c.id} has no cgroup")
+    rdt = None
+    if l3_cache_schema or mem_bw_schema:  # refused before anything changes
+        from .. import intelrdt
+        rdt = intelrdt.update_container(c.state.intelrdt, c.id, l3_cache_schema,
+                                        mem_bw_schema)
+        old = rdt.update(l3_cache_schema, mem_bw_schema)
+    from .. import cgroups
     try:
-        c.load()
-        status = c.status()
-        if status == "stopped":
-            raise WrongState(f"container {cid}: container not running (stopped)")
-        cg = c.state.get("x_cgroup")
-        if not cg:
-            raise OcirtError(f"container {cid} has no cgroup")
-        rdt = None
-        if l3_cache_schema or mem_bw_schema:  # refused before anything changes
-            from .. import intelrdt
-            rdt = intelrdt.update_container(c.state.get("x_intelrdt"), cid,
-                                            l3_cache_schema, mem_bw_schema)
-            old = rdt.update(l3_cache_schema, mem_bw_schema)
-        from .. import cgroups
-        try:
-            cgroups.update(cg, resources, "linux.resources")
-        except BaseException:
-            if rdt is not None:
-                rdt.restore(old)
-            raise
+        cgroups.update(cg, resources, "linux.resources")
+    except BaseException:
         if rdt is not None:
-            c.state["x_intelrdt"] = rdt.to_state()
-            c.save()
-    finally:
-        c.unlock()
+            rdt.restore(old)
+        raise
+    if rdt is not None:
+        c.state.intelrdt = rdt.to_state()
+        c.rec.save()

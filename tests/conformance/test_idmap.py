@@ -146,7 +146,7 @@ def test_idmapped_source_inside_the_rootfs_sees_earlier_mounts(ocirt, src, usern
     if userns:
         add_userns(b, 200000)
         want = f"={OVERFLOW}:{OVERFLOW}="  # 100001 is not mapped in 200000+
-    os.makedirs(os.path.join(b.rootfs, "mnt"))
+    os.makedirs(os.path.join(b.rootfs, "mnt"), exist_ok=True)  # the rootfs has one
     os.makedirs(os.path.join(b.rootfs, "final"))
     b.config["mounts"].append({"source": str(s), "destination": "/mnt", "options": ["rbind"]})
     b.config["mounts"].append({"source": b.rootfs + "/mnt", "destination": "/final",

@@ -123,7 +123,7 @@ def test_moved_renamed_and_kept_then_left_to_the_kernel(ocirt, bundle, veths):
     assert (int(mtu), mac) == (MTU, before["address"])
     assert sorted(names) == sorted(["lo", inner])
     st = json.load(open(os.path.join(ocirt.root, cid, "state.json")))
-    assert st["x_netdevices"] == {host: {"name": inner, "netns": None}}
+    assert st["ocirt"]["netdevices"] == {host: {"name": inner, "netns": None}}
     ocirt.delete(cid, "--force").ok()
     # the spec: not moved out; a virtual device is destroyed with the namespace (a
     # veth takes its peer along); the host never gets `inner`

@@ -2,7 +2,7 @@
 import pytest
 
 from ocirt.errors import OcirtError
-from ocirt.state import Container, check_id
+from ocirt.state import Record as Container, check_id
 
 
 @pytest.mark.parametrize("cid", [

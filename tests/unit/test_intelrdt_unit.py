@@ -519,12 +519,10 @@ def test_update_without_resctrl(monkeypatch):
 def test_the_fast_front_leaves_delete_to_python():
     """The C front deletes plain containers itself; one with a resctrl group must
     come to Python (delete.destroy removes the group)."""
-    st = {"ociVersion": "1.2.0", "id": CID, "pid": 0, "bundle": "/b", "rootfs": "/b/r",
-          "created": "2024-01-01T00:00:00Z", "owner": "", "annotations": {}}
-    rec = state.fast_record(st)
-    assert b"delete_ok\x001\x00" in rec
-    st["x_intelrdt"] = {"root": "/sys/fs/resctrl", "path": "/sys/fs/resctrl/x"}
-    assert b"delete_ok\x000\x00" in state.fast_record(st)
+    st = state.State(CID, "/b", "/b/r", "2024-01-01T00:00:00Z")
+    assert state.front_policy(st)["delete"] is True
+    st.intelrdt = {"root": "/sys/fs/resctrl", "path": "/sys/fs/resctrl/x"}
+    assert state.front_policy(st)["delete"] is False
 
 
 def test_exec_pid_joins_the_group_and_mon_group(kernel):

@@ -10,49 +10,64 @@ from ocirt import state as st
 from ocirt.errors import ContainerNotFound, OcirtError
 
 
-def make(tmp_path, cid="c1", **fields):
-    c = st.Container(str(tmp_path), cid)
+def make(tmp_path, cid="c1", pid=0, annotations=None, **own):
+    c = st.Record(str(tmp_path), cid)
     c.make_dir()
-    c.state = {"ociVersion": st.OCI_VERSION, "id": cid, "pid": 0, "bundle": "/b",
-               "rootfs": "/b/rootfs", "created": "2024-01-01T00:00:00.000000000Z",
-               "owner": "", "annotations": {}}
-    c.state.update(fields)
+    c.state = st.State(cid, "/b", "/b/rootfs", "2024-01-01T00:00:00.000000000Z",
+                       annotations, **own)
+    c.state.pid = pid
     c.save()
     return c
 
 
 def test_make_dir_and_save_load(tmp_path):
-    c = make(tmp_path, annotations={"k": "v"})
+    c = make(tmp_path, annotations={"k": "v"}, cgroup={"driver": "v2", "dir": "/x"})
     c.unlock()
-    d = st.Container(str(tmp_path), "c1")
+    d = st.Record(str(tmp_path), "c1")
     data = d.load()
-    assert data["id"] == "c1" and data["annotations"] == {"k": "v"}
+    assert data.id == "c1" and data.annotations == {"k": "v"}
+    assert data.cgroup == {"driver": "v2", "dir": "/x"} and data.init_start is None
     assert oct(os.stat(tmp_path / "c1").st_mode & 0o777) == "0o711"
     with open(tmp_path / "c1" / "state.json") as f:
-        assert json.load(f) == data
+        doc = json.load(f)
+    # the OCI fields at the top (no status: derived), ocirt's own last
+    assert list(doc) == ["ociVersion", "id", "pid", "bundle", "rootfs", "created", "owner",
+                         "annotations", "ocirt"]
+    assert doc["ocirt"]["version"] == st.VERSION
     assert not (tmp_path / "c1" / "state.json.tmp").exists()
+
+
+def test_a_record_of_another_version_is_refused_by_name(tmp_path):
+    c = make(tmp_path)
+    c.unlock()
+    p = tmp_path / "c1" / "state.json"
+    doc = json.loads(p.read_text())
+    doc["ocirt"]["version"] = 1
+    p.write_text(json.dumps(doc))
+    with pytest.raises(OcirtError, match="another ocirt version"):
+        st.Record(str(tmp_path), "c1").load()
 
 
 def test_make_dir_twice_is_id_in_use(tmp_path):
     make(tmp_path).unlock()
     with pytest.raises(OcirtError, match="c1 already exists"):
-        st.Container(str(tmp_path), "c1").make_dir()
+        st.Record(str(tmp_path), "c1").make_dir()
 
 
 def test_make_dir_creates_root(tmp_path):
     root = tmp_path / "deep" / "root"
-    st.Container(str(root), "x").make_dir()
+    st.Record(str(root), "x").make_dir()
     assert (root / "x").is_dir()
 
 
 def test_load_missing(tmp_path):
     with pytest.raises(ContainerNotFound, match="container nope does not exist"):
-        st.Container(str(tmp_path), "nope").load()
+        st.Record(str(tmp_path), "nope").load()
 
 
 def test_lock_missing(tmp_path):
     with pytest.raises(ContainerNotFound):
-        st.Container(str(tmp_path), "nope").lock()
+        st.Record(str(tmp_path), "nope").lock()
 
 
 def test_load_corrupt(tmp_path):
@@ -60,7 +75,7 @@ def test_load_corrupt(tmp_path):
     with open(os.path.join(c.dir, "state.json"), "w") as f:
         f.write("{not json")
     with pytest.raises(OcirtError, match="corrupt"):
-        st.Container(str(tmp_path), "c1").load()
+        st.Record(str(tmp_path), "c1").load()
 
 
 def test_remove_dir(tmp_path):
@@ -86,13 +101,13 @@ def test_status_stopped_without_pid(tmp_path):
 
 def test_status_running(tmp_path):
     me = os.getpid()
-    c = make(tmp_path, pid=me, x_init_start=st.proc_start_time(me)[0])
+    c = make(tmp_path, pid=me, init_start=st.proc_start_time(me)[0])
     assert c.status() == "running"
 
 
 def test_status_created_while_exec_sock_exists(tmp_path):
     me = os.getpid()
-    c = make(tmp_path, pid=me, x_init_start=st.proc_start_time(me)[0])
+    c = make(tmp_path, pid=me, init_start=st.proc_start_time(me)[0])
     open(os.path.join(c.dir, "exec.sock"), "w").close()
     assert c.status() == "created"
 
@@ -100,7 +115,7 @@ def test_status_created_while_exec_sock_exists(tmp_path):
 def test_status_stopped_when_pid_recycled(tmp_path):
     """Same pid, another start time: not our init any more."""
     me = os.getpid()
-    c = make(tmp_path, pid=me, x_init_start=st.proc_start_time(me)[0] + 1)
+    c = make(tmp_path, pid=me, init_start=st.proc_start_time(me)[0] + 1)
     assert c.status() == "stopped"
 
 
@@ -109,7 +124,7 @@ def test_status_stopped_when_process_gone(tmp_path):
     if pid == 0:
         os._exit(0)
     os.waitpid(pid, 0)
-    assert make(tmp_path, pid=pid, x_init_start=1).status() == "stopped"
+    assert make(tmp_path, pid=pid, init_start=1).status() == "stopped"
 
 
 def test_zombie_is_not_alive():
@@ -142,17 +157,18 @@ def test_process_alive_without_start_time():
 
 def test_oci_state_running(tmp_path):
     me = os.getpid()
-    c = make(tmp_path, pid=me, x_init_start=st.proc_start_time(me)[0],
-             annotations={"a": "b"}, x_private="hidden")
+    c = make(tmp_path, pid=me, init_start=st.proc_start_time(me)[0],
+             annotations={"a": "b"}, host_mounts=True)
     s = c.oci_state()
     assert s["ociVersion"] == st.OCI_VERSION and s["id"] == "c1"
     assert s["status"] == "running" and s["pid"] == me
     assert s["bundle"] == "/b" and s["annotations"] == {"a": "b"}
-    assert not any(k.startswith("x_") for k in s)
+    assert list(s) == ["ociVersion", "id", "status", "pid", "bundle", "rootfs", "created",
+                       "owner", "annotations"]
 
 
 def test_oci_state_stopped_has_pid_0_and_no_empty_annotations(tmp_path):
-    s = make(tmp_path, pid=2 ** 22 + 7, x_init_start=1).oci_state()
+    s = make(tmp_path, pid=2 ** 22 + 7, init_start=1).oci_state()
     assert s["status"] == "stopped" and s["pid"] == 0
     assert "annotations" not in s
 
@@ -163,7 +179,7 @@ def test_oci_state_matches_schema(tmp_path):
     with open(os.path.join(here, "..", "..", "spec", "state-schema.json")) as f:
         schema = json.load(f)
     me = os.getpid()
-    c = make(tmp_path, pid=me, x_init_start=st.proc_start_time(me)[0])
+    c = make(tmp_path, pid=me, init_start=st.proc_start_time(me)[0])
     jsonschema.validate(c.oci_state(), schema)
 
 

@@ -1,0 +1,103 @@
+"""Container: one container, the object every verb acts on -- the CLI (ocirt/cli/*)
+and the library (ocirt.api) alike. It owns its record (ocirt/state.py), derives its
+status (ocirt/status.py) and checks each verb against the allowed transitions in one
+place; the work of each verb is in ocirt/lifecycle/<verb>.py.
+
+    c = Container.load(opts, "job1", lock=True)
+    c.start()
+"""
+from . import options as _options, state as _state, status as S
+
+
+class Container:
+    __slots__ = ("opts", "rec")
+
+    def __init__(self, opts, rec):
+        self.opts, self.rec = opts, rec
+
+    # --- finding one
+    @classmethod
+    def handle(cls, opts, cid):
+        """No I/O: for create (the directory does not exist yet) and delete --force."""
+        opts = _options.of(opts)
+        return cls(opts, _state.Record(opts.state_root(), cid))
+
+    @classmethod
+    def load(cls, opts, cid, lock=False):
+        c = cls.handle(opts, cid)
+        if lock:
+            c.rec.lock()
+        try:
+            c.rec.load()
+        except BaseException:
+            c.rec.unlock()
+            raise
+        return c
+
+    def unlock(self):
+        self.rec.unlock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.rec.unlock()
+
+    # --- what it is
+    @property
+    def id(self):
+        return self.rec.id
+
+    @property
+    def state(self):
+        return self.rec.state
+
+    @property
+    def dir(self):
+        return self.rec.dir
+
+    def status(self):
+        return self.rec.status()
+
+    def require(self, verb, force=False):
+        """The status, if `verb` may act in it; else WrongState in runc's words."""
+        return S.require(verb, self.id, self.status(), force)
+
+    def oci_state(self):
+        return self.rec.oci_state()
+
+    # --- the verbs (each in ocirt/lifecycle/<verb>.py)
+    def start(self):
+        from .lifecycle.start import start
+        return start(self)
+
+    def signal(self, sig, all_processes=False):
+        from .lifecycle.kill import kill
+        return kill(self, sig, all_processes)
+
+    def pause(self):
+        from .lifecycle.pause import pause
+        return pause(self)
+
+    def resume(self):
+        from .lifecycle.pause import resume
+        return resume(self)
+
+    def update(self, resources, l3_cache_schema=None, mem_bw_schema=None):
+        from .lifecycle.update import update
+        return update(self, resources, l3_cache_schema, mem_bw_schema)
+
+    def processes(self):
+        """Host pids of its processes (none once stopped)."""
+        from .lifecycle.query import processes
+        return processes(self)
+
+    def delete(self, force=False):
+        from .lifecycle.delete import delete
+        return delete(self, force)
+
+    def destroy(self):
+        """Release everything a stopped container holds (cgroup, RDT, mounts, hooks,
+        the record)."""
+        from .lifecycle.delete import destroy
+        return destroy(self)
