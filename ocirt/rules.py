@@ -18,6 +18,10 @@ DEFAULT_ROOT = "/run/user/{uid}/ocirt"
 STATE_FILE = "state.json"
 EXEC_SOCK = "exec.sock"
 FRONT_MAX_REMOVE = 64  # cgroup dirs the front removes itself at most
+# start, once init is released: how often its reply is polled for, and how long init
+# may stay stopped (SIGSTOP, a debugger) before start gives up waiting (seconds)
+START_POLL = 0.1
+START_STOPPED_GRACE = 2.0
 
 # The layout of state.json the front relies on (ocirt/state.py, State.to_json writes
 # it; the front refuses anything else and defers): jsonfast.dumps(doc, indent=INDENT)
@@ -86,6 +90,8 @@ def header():
              f"#define RULE_STATE_FILE {_cstr(STATE_FILE)}",
              f"#define RULE_EXEC_SOCK {_cstr(EXEC_SOCK)}",
              f"#define RULE_FRONT_MAX_REMOVE {FRONT_MAX_REMOVE}",
+             f"#define RULE_START_POLL_MS {round(START_POLL * 1000)}",
+             f"#define RULE_START_STOPPED_GRACE_MS {round(START_STOPPED_GRACE * 1000)}",
              f"#define RULE_SIGNAL_MAX {SIGNAL_MAX}",
              f"#define RULE_SIGNAL_SPACE {_cstr(SPACE)}",
              f"#define RULE_DEFAULT_SIGNAL {_cstr(DEFAULT_SIGNAL)}",

@@ -16,7 +16,7 @@ import os
 from . import OCI_VERSION, jsonfast, rules, status as S
 from .errors import ContainerNotFound, OcirtError
 
-VERSION = 2  # of the "ocirt" part; an older or newer record is refused by name
+VERSION = rules.LAYOUT["version"]  # of the "ocirt" part; another is refused by name
 
 
 class State:
@@ -33,9 +33,8 @@ class State:
     intelrdt, netdevices              those managers' records, or None
     front          what the C front may do without Python (`front_policy`)
     """
-    OCI = (("oci_version", "ociVersion"), ("id", "id"), ("pid", "pid"),
-           ("bundle", "bundle"), ("rootfs", "rootfs"), ("created", "created"),
-           ("owner", "owner"), ("annotations", "annotations"))
+    OCI = tuple(("oci_version" if k == "ociVersion" else k, k)  # (attribute, member)
+                for k in rules.LAYOUT["oci_members"])
     OWN = {"init_start": None, "freezer": None, "cgroup": None, "host_mounts": False,
            "rootfs_bind": False, "hooks_poststop": (), "hooks_poststart": (), "exec": None,
            "intelrdt": None, "netdevices": None}
@@ -75,13 +74,13 @@ class State:
         own["hooks_poststop"] = list(self.hooks_poststop)
         own["hooks_poststart"] = list(self.hooks_poststart)
         own["front"] = front_policy(self)
-        doc["ocirt"] = own  # last: the front cuts the OCI document there
+        doc[rules.LAYOUT["own_member"]] = own  # last: the front cuts the OCI document there
         return jsonfast.dumps(doc, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, data, cid="?"):
         doc = jsonfast.loads(data)
-        own = doc.get("ocirt") if isinstance(doc, dict) else None
+        own = doc.get(rules.LAYOUT["own_member"]) if isinstance(doc, dict) else None
         if not isinstance(own, dict) or own.get("version") != VERSION:
             raise OcirtError(f"container {cid}: state.json is of another ocirt version "
                              "(delete it with that version, or remove its directory)")
@@ -238,7 +237,7 @@ def derive_status(dirpath, st):
         return S.STOPPED
     if st.freezer:
         try:
-            if read_file(st.freezer[0]).strip().decode() == st.freezer[1]:
+            if read_file(st.freezer[0]).strip() == st.freezer[1].encode():
                 return S.PAUSED
         except OSError:
             pass

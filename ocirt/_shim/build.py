@@ -1,10 +1,56 @@
-"""cffi build script for ocirt's C shim (`ocirt._shim.lib`).
+"""cffi build script for ocirt's C shim (`ocirt._shim.lib`), and the generator of
+`rules.h`, the C front's copy of ocirt/rules.py.
 
 The shim holds the syscalls CPython 3.11 lacks. Every function returns -errno on
 failure (never sets Python errno), so callers turn the result into OSError.
+
+rules.h: front.c (`#include "rules.h"`, found beside it) takes the id rule, the
+signal table, the default root, the file names and the state.json layout from
+`ocirt.rules.header()`. It is written whenever this file runs -- setup.py's
+cffi_modules executes it at the start of every `pip install` (so before
+ocirt/_launcher.py compiles front.c), or `python ocirt/_shim/build.py --rules-h` --
+and only rewritten when its text changes.
 """
 import os
-from cffi import FFI
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+RULES_PY = os.path.join(os.path.dirname(_HERE), "rules.py")
+RULES_H = os.path.join(_HERE, "rules.h")
+
+
+def rules_header():
+    """ocirt.rules.header() of this tree (the build may run before the package is
+    installed, or beside another copy of it)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
+    try:
+        from ocirt import rules
+    finally:
+        del sys.path[0]
+    if os.path.abspath(rules.__file__) != RULES_PY:
+        raise RuntimeError(f"ocirt.rules is {rules.__file__}, not this tree's {RULES_PY}")
+    return rules.header()
+
+
+def write_rules_h(dest=RULES_H):
+    """Write rules.h (atomically; untouched when already up to date). Returns dest."""
+    text = rules_header()
+    try:
+        with open(dest) as f:
+            if f.read() == text:
+                return dest
+    except OSError:
+        pass
+    tmp = f"{dest}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, dest)
+    return dest
+
+
+write_rules_h()
+
+from cffi import FFI  # noqa: E402
 
 ffibuilder = FFI()
 
@@ -56,4 +102,5 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.c")) as
 ffibuilder.set_source("ocirt._shim._lib", _source)
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    if sys.argv[1:] != ["--rules-h"]:
+        ffibuilder.compile(verbose=True)

@@ -1,6 +1,7 @@
+from .. import rules
 from ..container import Container
 from ..errors import OcirtError
-from .args import Flags
+from . import Flags
 
 FLAGS = Flags({"all": (("a",), bool, False)})
 
@@ -11,4 +12,4 @@ def main(opts, argv):
         raise OcirtError('"kill" requires a container id')
     if len(pos) > 2:
         raise OcirtError('"kill" takes a container id and an optional signal')
-    Container.load(opts, pos[0]).signal(pos[1] if len(pos) > 1 else "SIGTERM", o["all"])
+    Container.load(opts, pos[0]).signal(pos[1] if len(pos) > 1 else rules.DEFAULT_SIGNAL, o["all"])

@@ -2,7 +2,7 @@
 import _socket  # the C module: `socket` imports selectors and enum
 import os
 
-from .. import state as statemod, status as S
+from .. import rules, state as statemod, status as S
 from ..errors import OcirtError, WrongState
 
 
@@ -42,7 +42,8 @@ def start(c, start_error=None, start_stopped=False):
             _start_failed(c, str(e).encode())
 
 
-STOPPED_GRACE = 2.0  # s an init may stay stopped after its release before start gives up
+# s an init may stay stopped after its release before start gives up (the front's too)
+STOPPED_GRACE = rules.START_STOPPED_GRACE
 
 
 def _stopped(pid):
@@ -58,7 +59,7 @@ def _wait_reply(s, c):
     pid = c.state.pid
     since = None
     while True:
-        if select.select([s], [], [], 0.1)[0]:
+        if select.select([s], [], [], rules.START_POLL)[0]:
             try:
                 return s.recv(4096)
             except ConnectionResetError:
