@@ -17,7 +17,7 @@ from .container import Container
 from .errors import ConfigError, ContainerNotFound, OcirtError, WrongState  # noqa: F401
 from .lifecycle.create import create  # noqa: F401
 from .lifecycle.run import run  # noqa: F401
-from .options import Options, of as _opts  # noqa: F401
+from .container import Options, options_of as _opts  # noqa: F401
 from .specgen import default_spec  # noqa: F401
 
 
@@ -51,8 +51,7 @@ def state(cid, root=None):
 
 
 def list_containers(root=None):
-    from .lifecycle.query import list_containers as _list
-    return _list(_opts(root))
+    return Container.all(_opts(root))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,37 @@ place; the work of each verb is in ocirt/lifecycle/<verb>.py.
     c = Container.load(opts, "job1", lock=True)
     c.start()
 """
-from . import options as _options, state as _state, status as S
+from . import state as _state, status as S
+
+
+# --- Options: what the caller decided for one call, built once (by ocirt.main from
+# the global flags, by ocirt.api from keyword arguments) and passed down. Behaviour is
+# never read from os.environ or a module global.
+class Options:
+    __slots__ = ("root", "systemd_cgroup", "rootless", "log", "log_format", "debug",
+                 "criu")
+
+    def __init__(self, root=None, systemd_cgroup=False, rootless="auto", log=None,
+                 log_format="text", debug=False, criu=None):
+        self.root = root  # None: rules.DEFAULT_ROOT (or $XDG_RUNTIME_DIR/ocirt)
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless  # "auto", "true" or "false"
+        self.log, self.log_format, self.debug, self.criu = log, log_format, debug, criu
+
+    def state_root(self):
+        if self.root:
+            return self.root
+        from .state import default_root
+        return default_root()
+
+    def rootless_wanted(self):
+        """--rootless true/false, or None for auto."""
+        return {"true": True, "false": False}.get(self.rootless)
+
+
+def options_of(root=None):
+    """Options for a library call that names only a root (ocirt.api)."""
+    return root if isinstance(root, Options) else Options(root=root)
 
 
 class Container:
@@ -19,7 +49,7 @@ class Container:
     @classmethod
     def handle(cls, opts, cid):
         """No I/O: for create (the directory does not exist yet) and delete --force."""
-        opts = _options.of(opts)
+        opts = options_of(opts)
         return cls(opts, _state.Record(opts.state_root(), cid))
 
     @classmethod
@@ -33,6 +63,19 @@ class Container:
             c.rec.unlock()
             raise
         return c
+
+    @classmethod
+    def all(cls, opts):
+        """Every container's OCI state, in id order (one being created or deleted
+        meanwhile is left out)."""
+        opts = options_of(opts)
+        out = []
+        for cid in _state.list_ids(opts.state_root()):
+            try:
+                out.append(cls.load(opts, cid).oci_state())
+            except Exception:  # noqa: BLE001 - a container being created or deleted
+                continue
+        return out
 
     def unlock(self):
         self.rec.unlock()

@@ -71,7 +71,7 @@ def command_help(cmd, flags=None):
 
 
 def _globals(argv):
-    from .cli.args import Flags
+    from .cli import Flags
     flags = Flags({
         "root": ((), str, None), "log": ((), str, None), "log-format": ((), str, "text"),
         "debug": ((), bool, False), "systemd-cgroup": ((), bool, False),
@@ -109,7 +109,7 @@ def main(argv=None):
                 raise OcirtError(f"No help topic for '{args[0]}'")
             sys.stdout.write(_help_of(args[0]) if args else USAGE)
             return 0
-        from .options import Options
+        from .container import Options
         opts = Options(root=os.path.abspath(g["root"]) if g["root"] else None,
                        systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
                        log=g["log"], log_format=g["log-format"], debug=debug,
@@ -158,7 +158,7 @@ def _help_of(cmd):
     """A command's help page, its flags taken from the command's own parser."""
     try:
         mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])
-        from .options import Options
+        from .container import Options
         mod.main(Options(), ["--help"])
     except HelpRequested as h:
         return command_help(cmd, h.flags)

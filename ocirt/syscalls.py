@@ -6,6 +6,8 @@ of every call instead of touching the kernel.
 """
 import os
 
+from .errors import ConfigError
+
 # Namespace flags (linux/sched.h)
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
@@ -300,3 +302,17 @@ def ioprio_set(which, who, ioprio): return impl().ioprio_set(which, who, ioprio)
 def sched_setattr(pid, policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0):
     return impl().sched_setattr(pid, policy, flags, nice, priority, runtime, deadline, period)
 def bpf(cmd, attr, ptrs=None): return impl().bpf(cmd, attr, ptrs)
+
+
+# --- the kernel's control files (/proc, id maps), with errors naming the field
+
+def write_control(path, value, where):
+    """Write `value` to `path` in one write(2); a failure is a ConfigError at `where`."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise ConfigError(where, f"cannot write {value.strip()!r} to {path}: {e.strerror}") from None

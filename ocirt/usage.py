@@ -21,10 +21,33 @@ def usage(st):
         return None
 
 
+def verdict(st, status, timed_out=False, wall=None):
+    """The judge's fields from init's exit status (128+N for signal N) and the cgroup's
+    counters, read while the cgroup is still there."""
+    u = usage(st) or {}
+    cpu, mem, pids = u.get("cpu") or {}, u.get("memory") or {}, u.get("pids") or {}
+    sig = status - 128 if status is not None and status > 128 else None
+    kills = u.get("oom_kills")
+
+    def sec(ns):
+        return None if ns is None else ns / 1e9
+    return {
+        "exit_code": None if sig is not None else status,
+        "signal": sig,
+        "oom_killed": bool(kills),
+        "timed_out": timed_out,
+        "wall_time": wall,
+        "cpu_user": sec(cpu.get("user_ns")),
+        "cpu_system": sec(cpu.get("kernel_ns")),
+        "peak_memory": mem.get("peak_bytes"),
+        "peak_swap": mem.get("swap_peak_bytes"),
+        "pids_peak": pids.get("peak"),
+    }
+
+
 def final_report(cid, root, status, wall=None):
     """What --usage-file gets: run_measured's fields (docs/api.md), then `id`,
     `exit_status` (128+N for signal N) and the cgroup's usage in detail."""
-    from .lifecycle.measured import verdict
     from .container import Container
     c = Container.load(root, cid)
     out = verdict(c.state, status, False, wall)

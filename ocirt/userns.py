@@ -12,7 +12,7 @@ here is rare and its message carries the helper's own words.
 """
 import os
 
-from . import procfs
+from . import syscalls
 from .errors import ConfigError
 from .rootless import self_mapping
 
@@ -31,18 +31,18 @@ def write_maps(cfg, pid):
         raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and "
                           "gidMappings")
     if os.geteuid() == 0:
-        procfs.write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
-        procfs.write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
+        syscalls.write_control(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
+        syscalls.write_control(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
         return False
     gid_self = self_mapping(gids, os.getegid())
     if gid_self:
-        procfs.write(f"/proc/{pid}/setgroups", "deny", "linux.gidMappings")
+        syscalls.write_control(f"/proc/{pid}/setgroups", "deny", "linux.gidMappings")
     if self_mapping(uids, os.geteuid()):
-        procfs.write(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
+        syscalls.write_control(f"/proc/{pid}/uid_map", _format(uids), "linux.uidMappings")
     else:
         _helper("newuidmap", pid, uids, "linux.uidMappings")
     if gid_self:
-        procfs.write(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
+        syscalls.write_control(f"/proc/{pid}/gid_map", _format(gids), "linux.gidMappings")
     else:
         _helper("newgidmap", pid, gids, "linux.gidMappings")
     return gid_self

@@ -6,7 +6,7 @@ import os
 from .. import state as statemod, status as S
 from ..container import Container
 from ..errors import OcirtError
-from .args import Flags, need_id
+from . import Flags, need_id
 
 _COMMON = {
     "image-path": ((), str, None), "work-path": ((), str, None),

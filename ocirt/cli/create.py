@@ -1,4 +1,4 @@
-from .args import Flags, need_id
+from . import Flags, need_id
 
 FLAGS = Flags({
     "bundle": (("b",), str, "."), "pid-file": ((), str, None),

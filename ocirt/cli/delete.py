@@ -1,6 +1,6 @@
 from ..container import Container
 from ..errors import OcirtError
-from .args import Flags
+from . import Flags
 
 FLAGS = Flags({"force": (("f",), bool, False)})
 

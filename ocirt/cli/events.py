@@ -13,7 +13,7 @@ import time
 from .. import status as S
 from ..container import Container
 from ..errors import OcirtError
-from .args import Flags, need_id
+from . import Flags, need_id
 
 FLAGS = Flags({"stats": ((), bool, False), "interval": ((), str, "5s")})
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")

@@ -1,6 +1,6 @@
 """ocirt exec [options] ID [COMMAND [ARGS...]] (runc's flags)."""
 from ..errors import OcirtError
-from .args import Flags
+from . import Flags
 
 FLAGS = Flags({
     "process": (("p",), str, None), "tty": (("t",), bool, False),

@@ -2,7 +2,7 @@ import json
 import sys
 
 from ..features import features
-from .args import Flags
+from . import Flags
 
 
 def main(opts, argv):

@@ -3,8 +3,8 @@ import sys
 
 from .. import jsonfast
 from ..errors import OcirtError
-from ..lifecycle.query import list_containers
-from .args import Flags
+from ..container import Container
+from . import Flags
 
 FLAGS = Flags({"format": (("f",), str, "table"), "quiet": (("q",), bool, False)})
 _JSON_ORDER = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
@@ -25,7 +25,7 @@ def main(opts, argv):
         out.write("".join(cid + "\n" for cid in list_ids(root)
                           if os.path.exists(os.path.join(root, cid, "state.json"))))
         return
-    items = list_containers(opts)
+    items = Container.all(opts)
     if o["format"] == "json":
         root = opts.state_root()
         # runc's field order (its list struct), owner included

@@ -1,5 +1,5 @@
 from ..container import Container
-from .args import Flags, need_id
+from . import Flags, need_id
 
 
 def main(opts, argv):

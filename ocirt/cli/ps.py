@@ -6,7 +6,7 @@ import sys
 
 from ..container import Container
 from ..errors import OcirtError
-from .args import Flags
+from . import Flags
 
 FLAGS = Flags({"format": (("f",), str, "table")})
 

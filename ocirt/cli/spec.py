@@ -3,7 +3,7 @@ import os
 
 from ..errors import OcirtError
 from ..specgen import default_spec
-from .args import Flags
+from . import Flags
 
 FLAGS = Flags({"bundle": (("b",), str, "."), "rootless": ((), bool, False)})
 

@@ -2,7 +2,7 @@ import sys
 
 from .. import jsonfast, status as S
 from ..container import Container
-from .args import Flags, need_id
+from . import Flags, need_id
 
 
 def main(opts, argv):

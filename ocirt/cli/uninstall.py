@@ -3,7 +3,7 @@ import sys
 
 from .. import install as inst
 from ..errors import OcirtError
-from .args import Flags
+from . import Flags
 
 FLAGS = Flags({
     "config": (("config-file", "c"), str, inst.DEFAULT_CONFIG),

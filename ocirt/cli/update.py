@@ -6,7 +6,7 @@ import sys
 from ..errors import OcirtError
 from ..container import Container
 from ..lifecycle.update import ram_bytes
-from .args import Flags, need_id
+from . import Flags, need_id
 
 FLAGS = Flags({
     "resources": (("r",), str, None),

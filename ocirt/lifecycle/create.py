@@ -3,7 +3,7 @@ import os
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import config, state as statemod
-from ..options import Options
+from ..container import Options
 from ..errors import ConfigError, OcirtError
 from ..process.common import caller_fds, listen_fds as _listen_fds  # noqa: F401 (exec's too)
 from ..process.launcher import InitContext, spawn
@@ -19,7 +19,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     `park`: init gives back its code pages while it waits (`run`, which starts it
     at once, says False: they would only fault back in).
     `stdio`: three fds that become init's 0, 1 and 2 (default: this process's own).
-    `opts`: the call's Options (ocirt/options.py); `root` alone will do for the API."""
+    `opts`: the call's Options (ocirt/container.py); `root` alone will do for the API."""
     opts = opts or Options(root=root)
     root = opts.state_root()
     if rootless is None:

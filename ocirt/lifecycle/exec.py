@@ -15,6 +15,7 @@ import _signal as signal
 
 from .. import OCI_VERSION
 from .. import config, status as S
+from ..process.common import reap_status as _reap, wait_status as _wait_for
 from ..errors import ConfigError, OcirtError
 
 # process fields that, absent from a --process file, come from config.json
@@ -287,32 +288,6 @@ def _forward(pid, num):
         os.kill(pid, num)
     except ProcessLookupError:
         pass
-
-
-def _reap(pid):
-    """Reap what has exited; the exit status of `pid` once it has, else None."""
-    while True:
-        try:
-            got, st = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return 255
-        if got == 0:
-            return None
-        if got == pid:
-            return 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
-
-
-def _wait_for(pid):
-    """Reap children until `pid` exits (other orphans may reach us as subreaper)."""
-    while True:
-        try:
-            got, st = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 255
-        if got == pid:
-            if os.WIFSIGNALED(st):
-                return 128 + os.WTERMSIG(st)
-            return os.WEXITSTATUS(st)
 
 
 def _listen_fds():

@@ -7,7 +7,8 @@ import time
 
 from ..container import Container
 from ..errors import OcirtError
-from ..options import of as options_of
+from ..container import options_of
+from ..usage import verdict
 from .create import create
 from .start import start
 
@@ -66,31 +67,6 @@ def _measure(c, pid, wall_limit):
         os.close(pidfd)
     _reap_orphans(cg)
     return verdict(c.state, status, timed_out, wall)
-
-
-def verdict(st, status, timed_out=False, wall=None):
-    """The judge's fields from init's exit status (128+N for signal N) and the cgroup's
-    counters, read while the cgroup is still there."""
-    from ..usage import usage
-    u = usage(st) or {}
-    cpu, mem, pids = u.get("cpu") or {}, u.get("memory") or {}, u.get("pids") or {}
-    sig = status - 128 if status is not None and status > 128 else None
-    kills = u.get("oom_kills")
-
-    def sec(ns):
-        return None if ns is None else ns / 1e9
-    return {
-        "exit_code": None if sig is not None else status,
-        "signal": sig,
-        "oom_killed": bool(kills),
-        "timed_out": timed_out,
-        "wall_time": wall,
-        "cpu_user": sec(cpu.get("user_ns")),
-        "cpu_system": sec(cpu.get("kernel_ns")),
-        "peak_memory": mem.get("peak_bytes"),
-        "peak_swap": mem.get("swap_peak_bytes"),
-        "pids_peak": pids.get("peak"),
-    }
 
 
 def _fd(what, write, opened, name):

@@ -1,25 +1,11 @@
-"""The read-only verbs: state, list, and a container's processes."""
+"""The read-only verbs: state and a container's processes (list: Container.all)."""
 import os
 
-from .. import state as statemod, status as S
+from .. import status as S
 
 
 def state(c):
     return c.oci_state()
-
-
-def list_containers(opts):
-    """Every container's OCI state, in id order (one being created or deleted
-    meanwhile is left out)."""
-    from ..container import Container
-    root = opts.state_root()
-    out = []
-    for cid in statemod.list_ids(root):
-        try:
-            out.append(Container.load(opts, cid).oci_state())
-        except Exception:  # noqa: BLE001 - a container being created or deleted
-            continue
-    return out
 
 
 def processes(c):

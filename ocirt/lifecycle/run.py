@@ -8,9 +8,9 @@ from time import monotonic
 from .. import syscalls as sc
 from ..errors import OcirtError
 from ..container import Container
-from ..options import of as options_of
+from ..container import options_of
 from .create import create
-from .exec import _reap, _wait_for  # noqa: F401 - shared with exec (run._reap/_wait_for)
+from ..process.common import reap_status as _reap, wait_status as _wait_for
 from .start import start
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,

@@ -1,11 +1,13 @@
-"""What init (process/init.py) and exec's process (process/exec.py) share: the
-environment, args[0] through PATH, rlimits and the close-on-exec sweep.
+"""What the process chains of create (process/launcher.py, init.py) and exec
+(process/exec.py) share: the message channel, the environment, args[0] through PATH,
+rlimits, the close-on-exec sweep and reaping.
 
-Kept apart from init.py so `exec` loads neither rootfs/* nor procfs for them.
+Kept apart from init.py so `exec` loads no rootfs/* module for them.
 """
 import os
+import _socket as socket  # the C module: `socket` imports selectors and enum
 
-from .. import syscalls as sc
+from .. import jsonfast, syscalls as sc
 from ..errors import ConfigError
 
 RLIMITS = {
@@ -168,3 +170,106 @@ def send_pidfd(conn, pid, name):
     finally:
         os.close(fd)
         s.close()
+
+
+# --- the message channel
+#
+# The message channel between the `create` process, the intermediate and init.
+# 
+# A SOCK_SEQPACKET socketpair: each message is one JSON object with a "type".
+# Types: go, userns, maps-done, init-pid, hook, hook-done, ready, error, log (a debug
+# line for the parent's --log).
+
+
+
+class Channel:
+    def __init__(self, sock):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, type_, **fields):
+        fields["type"] = type_
+        self.sock.send(jsonfast.dumps(fields).encode())
+
+    def recv(self):
+        """The next message, or None when every peer has closed its end."""
+        data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(4 * 4),
+                                                        socket.MSG_CMSG_CLOEXEC)
+        fds = []
+        for level, kind, payload in anc:  # fds passed along (the seccomp notify fd)
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(int.from_bytes(payload[i:i + 4], "little")
+                           for i in range(0, len(payload) - len(payload) % 4, 4))
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None
+        msg = jsonfast.loads(data)
+        if fds:
+            msg["fds"] = fds
+        return msg
+
+    def send_fd(self, type_, fd, **fields):
+        """A message with one fd attached (SCM_RIGHTS)."""
+        fields["type"] = type_
+        self.sock.sendmsg([jsonfast.dumps(fields).encode()],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
+
+    def debug(self, on, text):
+        """A debug line for the parent's log (`on`: --debug was given)."""
+        if on:
+            self.send("log", msg=text)
+
+    def expect(self, type_):
+        msg = self.recv()
+        if msg is None:
+            raise EOFError("peer closed the channel")
+        if msg["type"] == "error":
+            raise ChildError(msg)
+        if msg["type"] != type_:
+            raise EOFError(f"expected {type_}, got {msg['type']}")
+        return msg
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+
+
+class ChildError(Exception):
+    def __init__(self, msg):
+        self.msg = msg
+        super().__init__(msg.get("message", "init failed"))
+
+
+# --- reaping (run and exec in the foreground; we are the subreaper)
+
+def reap_status(pid):
+    """Reap what has exited; the exit status of `pid` once it has, else None."""
+    while True:
+        try:
+            got, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 255
+        if got == 0:
+            return None
+        if got == pid:
+            return 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+
+
+def wait_status(pid):
+    """Reap children until `pid` exits (other orphans may reach us as subreaper)."""
+    while True:
+        try:
+            got, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if got == pid:
+            if os.WIFSIGNALED(st):
+                return 128 + os.WTERMSIG(st)
+            return os.WEXITSTATUS(st)

@@ -22,7 +22,7 @@ from .. import syscalls as sc
 from ..config import NAMESPACES
 from ..errors import OcirtError
 from . import finalize  # the steps from oomScoreAdj to execve, shared with init
-from .channel import Channel, ChildError
+from .common import Channel, ChildError
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).

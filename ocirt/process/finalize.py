@@ -62,7 +62,7 @@ finalize
 """
 import os
 
-from .. import capabilities, procfs, syscalls as sc
+from .. import capabilities, syscalls as sc
 from ..errors import ConfigError, OcirtError
 from . import attrs
 from .common import close_on_exec_but, enter_cwd, environ, exec_error, resolve_exe
@@ -109,7 +109,7 @@ def prepare(plan):
     # P1: before the uid change and the capability drop: lowering it needs
     # CAP_SYS_RESOURCE (runc writes it first of all, in nsexec)
     if "oomScoreAdj" in proc:
-        procfs.write("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), f"{w}.oomScoreAdj")
+        sc.write_control("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]), f"{w}.oomScoreAdj")
     # P2: the execution domain, inherited by everything the process starts
     attrs.apply_personality(plan.personality)
     # P3: a keyring of the container's own, not the caller's session keyring

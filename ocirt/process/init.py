@@ -11,7 +11,7 @@ import os
 import _signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
-from .. import procfs, syscalls as sc
+from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
 from . import finalize  # everything the finalize sequence uses, loaded before the fork
@@ -38,7 +38,7 @@ def run_init(ctx, chan, exec_listener):
         if cfg.get("domainname"):
             sc.setdomainname(cfg["domainname"])
     for key, value in ((cfg.get("linux") or {}).get("sysctl") or {}).items():
-        procfs.write("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
+        sc.write_control("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
     if "network" in new_ns:
         sc.if_up("lo")
 

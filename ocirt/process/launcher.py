@@ -22,7 +22,7 @@ import _signal as signal
 from .. import syscalls as sc
 from ..config import NAMESPACES
 from ..errors import OcirtError
-from .channel import Channel, ChildError
+from .common import Channel, ChildError
 
 
 class InitContext:

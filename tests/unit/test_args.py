@@ -1,7 +1,7 @@
-"""ocirt.cli.args: urfave/cli-style flag parsing (runc's command line)."""
+"""ocirt.cli: urfave/cli-style flag parsing (runc's command line)."""
 import pytest
 
-from ocirt.cli.args import Flags, need_id
+from ocirt.cli import Flags, need_id
 from ocirt.errors import OcirtError
 
 SPEC = {

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from ocirt import procfs, syscalls as sc
+from ocirt import syscalls as sc
 from ocirt.errors import ConfigError, OcirtError
 from ocirt.process import exec as execmod, finalize, init
 from ocirt.process.launcher import InitContext
@@ -89,7 +89,7 @@ def log(monkeypatch):
         monkeypatch.setattr(os, name, rec(name))
     monkeypatch.setattr(os, "getcwd", lambda: "/")
     monkeypatch.setattr(os, "execve", execve)
-    monkeypatch.setattr(procfs, "write", lambda path, value, where: out.append(f"write {path}"))
+    monkeypatch.setattr(sc, "write_control", lambda path, value, where: out.append(f"write {path}"))
     monkeypatch.setattr(finalize, "resolve_exe",
                         lambda name, env: out.append("resolve args[0]") or "/bin/" + name)
     saved = {s: _signal.getsignal(s) for s in init._TERMINATING}
