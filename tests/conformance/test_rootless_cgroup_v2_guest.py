@@ -31,6 +31,25 @@ JUDGE = ("cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/c
 APPLETS = ("sh", "cat", "dd", "echo", "true", "grep", "head")
 
 
+# ocirt.api.run_measured as the unprivileged user (issue 17): the judge's verdict in
+# one call, and a wall limit that kills the container; nothing left behind.
+MEASURED = """
+import dataclasses, json, sys
+sys.path.insert(0, %r)
+from ocirt import api
+judge, plain = sys.argv[1], sys.argv[2]
+r = api.run_measured("measured1", judge, wall_limit=120)
+print("verdict", json.dumps(dataclasses.asdict(r)))
+import shutil
+walled = shutil.copytree(plain, plain + "-walled", symlinks=True)
+p = json.load(open(walled + "/config.json"))
+p["process"]["args"] = ["sh", "-c", "sleep 300"]
+json.dump(p, open(walled + "/config.json", "w"))
+r = api.run_measured("measured2", walled, wall_limit=2)
+print("walled", json.dumps(dataclasses.asdict(r)))
+""" % REPO
+
+
 def _guest():
     if os.environ.get("OCIRT_IN_GUEST") == "1":
         pytest.skip("already inside the guest")
@@ -88,6 +107,7 @@ def _run(run_in_guest, user):
     nodeleg = f"/sys/fs/cgroup/ocirt-rl-{marker}-root"
     w = f"/tmp/ocirt-rl-{marker}"
     o = shlex.quote(OCIRT)
+    py = shlex.quote(os.path.join(REPO, ".venv", "bin", "python"))
     applets = " ".join(APPLETS)
     user_script = f"""
 O={o}
@@ -97,6 +117,7 @@ echo '<<cgdir>>'; ls -d {deleg}/ocirt-judge; echo '<</cgdir>>'
 echo '<<stats>>'; $O events --stats judge; echo '<</stats>>'
 echo '<<usage>>'; cat {w}/usage.json; echo '<</usage>>'
 $O delete judge
+echo '<<measured>>'; {py} -c {shlex.quote(MEASURED)} {w}/judge {w}/plain; echo '<</measured>>'
 echo '<<after>>'; find {deleg} -mindepth 1 -type d; echo '<</after>>'
 """
     user_script2 = f"""
@@ -167,6 +188,14 @@ echo '<<cleanup>>'; ls -d {deleg} {nodeleg} 2>&1; echo '<</cleanup>>'
     assert stats["data"]["memory"]["usage"]["limit"] == 32 * MIB, stats
     assert stats["data"]["pids"]["limit"] == 32, stats
     assert _between(out, "after").split() == [f"{deleg}/shell"], "delete removed the cgroup"
+    # run_measured as the user: the same verdict in one call, and a wall limit
+    m = _between(out, "measured")
+    v = json.loads(re.search(r"^verdict (.*)$", m, re.M).group(1))
+    assert v["exit_code"] == 0 and v["oom_killed"] is True and v["timed_out"] is False, m
+    assert MIB <= v["peak_memory"] <= 32 * MIB and v["cpu_user"] > 0, m
+    assert v["pids_peak"] is None or 1 <= v["pids_peak"] <= 32, m
+    t = json.loads(re.search(r"^walled (.*)$", m, re.M).group(1))
+    assert t["timed_out"] is True and t["signal"] == 9 and 2 <= t["wall_time"] < 60, m
 
     # 2. no delegation: a limit fails naming its field; no limits runs
     d = _between(out, "denied")
