@@ -201,3 +201,16 @@ def test_cli_usage_file_has_the_same_fields(ocirt, bundle, tmp_path):
     assert set(v) <= set(rep)
     assert rep["exit_code"] == 4 and rep["signal"] is None and rep["timed_out"] is False
     assert rep["wall_time"] > 0 and rep["oom_killed"] is False
+
+
+def test_one_parse_per_call_and_no_heavy_imports(ocirt, bundle):
+    """Issue 17: the judge's path reads the bundle's config once per call and loads
+    neither jsonschema nor pyroute2."""
+    script = ("from ocirt import config\nn = []\nload = config.load\n"
+              "config.load = lambda b: n.append(b) or load(b)\n"
+              f"for i in range(3):\n    api.run_measured({ocirt.new_id()!r} + str(i), B, "
+              "root=ROOT)\n"
+              "print(len(n), 'jsonschema' in sys.modules, 'pyroute2' in sys.modules)\n")
+    r = _py(script, ocirt, bundle)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "False", "False"], r.stdout
