@@ -342,6 +342,8 @@ def setup_cgroup(cfg, cid):
         try:
             return cgroups.setup(use, cid)
         except OcirtError as e:
+            if systemd and wanted and isinstance(e, ConfigError):
+                _explain_undelegated(wanted)  # raises when a controller is missing
             # no permission; or (--systemd-cgroup) no systemd manager that would
             # place us: a rootless container may still run without a cgroup
             if not _permission_error(e) and (not systemd or isinstance(e, ConfigError)):
@@ -356,6 +358,50 @@ def setup_cgroup(cfg, cid):
     from .log import LOG
     LOG.debug(f"rootless: running without a cgroup: {why}")
     return None
+
+
+def controller_of(field):
+    """The cgroup v2 controller a linux.resources field needs (None: not known)."""
+    parts = field[len(_RES) + 1:].replace("[", ".").split(".") if field.startswith(_RES) \
+        else []
+    if not parts:
+        return None
+    sec = parts[0]
+    if sec == "cpu":
+        return "cpuset" if len(parts) > 1 and parts[1] in ("cpus", "mems") else "cpu"
+    if sec == "unified" and len(parts) > 1:
+        return parts[1] if parts[1] not in ("cgroup", "") else None
+    return {"memory": "memory", "pids": "pids", "blockIO": "io",
+            "hugepageLimits": "hugetlb", "rdma": "rdma"}.get(sec)
+
+
+def _explain_undelegated(wanted):
+    """--systemd-cgroup with a user manager (rootless Docker/Podman): when a limit
+    failed because user@UID.service is not given its controller, say so in one
+    line, naming the controller and how to delegate it. Returns when that is not
+    the cause (or can't be found out)."""
+    from .cgroups import detect, systemd as sd
+    try:
+        if not sd.is_user() or detect() != "v2":
+            return
+    except OcirtError:
+        return
+    need = []
+    for f in wanted:
+        c = controller_of(f)
+        if c and c not in need:
+            need.append(c)
+    if not need:
+        return
+    got = sd.undelegated(need)
+    if not got or not got[2]:
+        return
+    d, have, missing = got
+    field = next(f for f in wanted if controller_of(f) == missing[0])
+    raise ConfigError(field, f"cannot be applied rootless: the cgroup v2 controller "
+                      f"{missing[0]} is not delegated to the systemd user manager of "
+                      f"uid {sd._user_uid()} ({d}/cgroup.controllers has "
+                      f"{' '.join(have) or 'none'}); {sd.DELEGATE_HINT}") from None
 
 
 def _permission_error(e):

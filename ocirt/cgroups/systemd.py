@@ -19,6 +19,13 @@ system manager is reached over the system bus (DBUS_SYSTEM_BUS_ADDRESS, else
 /run/dbus/system_bus_socket), else directly over /run/systemd/private; a non-root
 caller talks to its user manager (DBUS_SESSION_BUS_ADDRESS, else
 $XDG_RUNTIME_DIR/bus, else $XDG_RUNTIME_DIR/systemd/private).
+
+"Non-root" means the uid systemd sees (owner_uid): uid 0 in a user namespace made
+by an unprivileged user (rootlesskit's, under rootless Docker) is that user, whose
+user manager places the container, as runc does. That uid is read from
+/proc/self/uid_map (our uid's id in the parent namespace); inside such a namespace
+the EXTERNAL authentication sends no identity, so the bus takes the kernel's peer
+credentials (SO_PEERCRED, the uid as the bus daemon sees it) instead of ours.
 """
 import os
 
@@ -80,8 +87,49 @@ def slice_path(slc):
     return "/" + "/".join(out)
 
 
+def _initial_userns():
+    from ..rootless import in_initial_userns
+    return in_initial_userns()
+
+
+def owner_uid(uid_map="/proc/self/uid_map"):
+    """The uid systemd and the bus daemon know this process by: the effective uid,
+    or, in a user namespace other than the initial one, what it maps to in the
+    parent namespace (rootlesskit maps 0 to the user who started it). None when
+    the map does not cover it."""
+    euid = os.geteuid()
+    try:
+        with open(uid_map) as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return euid
+    if [r for r in rows if r] == [["0", "0", "4294967295"]]:
+        return euid  # the initial user namespace
+    for r in rows:
+        try:
+            inside, outside, count = (int(x) for x in r)
+        except ValueError:
+            continue
+        if inside <= euid < inside + count:
+            return outside + euid - inside
+    return None
+
+
 def is_user():
-    return os.geteuid() != 0
+    """Talk to a user manager rather than the system's? True for a non-root caller
+    and for root of a user namespace whose uid 0 is an unprivileged user outside
+    (rootless Docker's rootlesskit, rootless Podman); False for real root and for
+    a namespace that maps uid 0 to 0."""
+    if os.geteuid() != 0:
+        return True
+    uid = owner_uid()
+    return uid is not None and uid != 0
+
+
+def _user_uid():
+    """The uid whose /run/user/<uid> holds the user manager's sockets."""
+    uid = owner_uid()
+    return os.geteuid() if uid is None else uid
 
 
 def running():
@@ -130,7 +178,7 @@ def _endpoints(user):
     """[(socket path, is a message bus)] to try, in order."""
     eps = []
     if user:
-        xdg = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+        xdg = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{_user_uid()}"
         addr = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
         for p in _socket_paths(addr) if addr else [os.path.join(xdg, "bus")]:
             eps.append((p, True))
@@ -149,7 +197,6 @@ class Conn:
 
     def __init__(self, path, bus, timeout=TIMEOUT):
         import _socket as socket
-        from jeepney.auth import Authenticator, BEGIN
         from jeepney.low_level import Parser
         self.path, self.bus = path, bus
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -159,15 +206,7 @@ class Conn:
         self.signals = []
         try:
             self.sock.connect(path)
-            self.sock.sendall(b"\0")
-            auth = Authenticator(inc_null_byte=False)
-            for req in auth:
-                self.sock.sendall(req)
-                data = self.sock.recv(1024)
-                if not data:
-                    raise ConnectionResetError("connection closed during authentication")
-                auth.feed(data)
-            self.sock.sendall(BEGIN)
+            authenticate(self.sock, None if not _initial_userns() else os.geteuid())
             if bus:
                 from jeepney.bus_messages import message_bus
                 self.call(message_bus.Hello())
@@ -229,6 +268,41 @@ class Conn:
                 self.signals.append(m)
 
 
+class AuthError(OcirtError):
+    pass
+
+
+def authenticate(sock, uid):
+    """The SASL exchange of a D-Bus connection: EXTERNAL with `uid` as the identity,
+    or with none when `uid` is None (the server then takes the peer credentials
+    the kernel gives it: what a process in a user namespace must do, as its own
+    uid means nothing to a bus daemon outside). Leaves the socket after BEGIN."""
+    from binascii import hexlify
+    if uid is None:
+        sock.sendall(b"\0AUTH EXTERNAL\r\n")
+    else:
+        sock.sendall(b"\0AUTH EXTERNAL " + hexlify(str(uid).encode()) + b"\r\n")
+    buf = b""
+    while True:
+        while b"\r\n" not in buf:
+            data = sock.recv(1024)
+            if not data:
+                raise ConnectionResetError("connection closed during authentication")
+            buf += data
+            if len(buf) > 16384:
+                raise AuthError("D-Bus authentication: reply too long")
+        line, buf = buf.split(b"\r\n", 1)
+        if line.startswith(b"OK"):
+            sock.sendall(b"BEGIN\r\n")
+            return
+        if line.startswith(b"DATA") and uid is None:
+            sock.sendall(b"DATA\r\n")  # the empty identity: "use my credentials"
+            continue
+        who = "the caller's credentials" if uid is None else f"uid {uid}"
+        raise AuthError(f"Authentication failed for {who} "
+                        f"({line.decode(errors='replace')[:80]})")
+
+
 def _manager_call(conn, method, signature, *args, timeout=TIMEOUT):
     from jeepney import DBusAddress, new_method_call
     addr = DBusAddress(_SD_PATH, bus_name=_SD, interface=_MANAGER)
@@ -255,7 +329,7 @@ def connect(user):
     for path, bus in eps:
         try:
             conn = Conn(path, bus)
-        except (OSError, TimeoutError, DBusError, ValueError) as e:
+        except (OSError, TimeoutError, DBusError, AuthError, ValueError) as e:
             errs.append(f"{path}: {getattr(e, 'strerror', None) or e}")
             continue
         if bus:
@@ -277,7 +351,7 @@ def connect(user):
             errs.append(f"{path}: {e}")
             continue
         return conn
-    who = "your user's systemd manager" if user else "systemd"
+    who = (f"the systemd user manager of uid {_user_uid()}" if user else "systemd")
     tried = "; ".join(errs) if errs else "no D-Bus socket found (" + ", ".join(
         p for p, _ in (_all_endpoints(user))) + ")"
     raise OcirtError(f"--systemd-cgroup: cannot reach {who} over D-Bus: {tried}")
@@ -285,7 +359,7 @@ def connect(user):
 
 def _all_endpoints(user):
     if user:
-        xdg = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+        xdg = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{_user_uid()}"
         return [(os.path.join(xdg, "bus"), True), (os.path.join(xdg, "systemd/private"), False)]
     return [("/run/dbus/system_bus_socket", True), ("/run/systemd/private", False)]
 
@@ -331,6 +405,49 @@ def _unit_state(conn, unit):
         if e.name.endswith("NoSuchUnit") or e.name.endswith("UnknownObject"):
             return None
         raise
+
+
+def manager_cgroup(user):
+    """The manager's own cgroup (its ControlGroup property: for a user manager
+    /user.slice/user-UID.slice/user@UID.service), or None when it can't be asked."""
+    try:
+        conn = connect(user)
+    except OcirtError:
+        return None
+    try:
+        return _get_property(conn, _SD_PATH, _MANAGER, "ControlGroup") or None
+    except (DBusError, OSError, TimeoutError):
+        return None
+    finally:
+        conn.close()
+
+
+def undelegated(controllers):
+    """Which of `controllers` the systemd user manager has not been given (absent
+    from its cgroup's cgroup.controllers: user@UID.service's Delegate= lacks them).
+    Returns (the manager's cgroup directory, the controllers it has, the missing
+    ones in the order asked), or None when that can't be found out."""
+    from . import fs
+    cg = manager_cgroup(True)
+    if not cg:
+        return None
+    for t, mp, root, _ in fs.cgroup_mounts():
+        if t != "cgroup2":
+            continue
+        try:
+            d = fs.under_mount(mp, root, cg)
+            have = fs.read(os.path.join(d, "cgroup.controllers")).split()
+        except (OcirtError, OSError):
+            continue
+        return d, have, [c for c in controllers if c not in have]
+    return None
+
+
+DELEGATE_HINT = ("delegate it to user@.service with a systemd drop-in, e.g. "
+                 "/etc/systemd/system/user@.service.d/delegate.conf containing "
+                 "\"[Service] Delegate=cpu cpuset io memory pids\" (two lines), then "
+                 "`systemctl daemon-reload` and restart the user's manager (log out and "
+                 "in, or `systemctl restart user@UID.service`)")
 
 
 # --- the keeper ----------------------------------------------------------------------
@@ -456,7 +573,7 @@ def place(path, cid, mode):
     if not running():
         if user:
             raise OcirtError(f"--systemd-cgroup: no systemd user manager of uid "
-                             f"{os.geteuid()} is reachable (no D-Bus socket in "
+                             f"{_user_uid()} is reachable (no D-Bus socket in "
                              f"$XDG_RUNTIME_DIR), so {unit} in {slc} cannot be created; "
                              "run without --systemd-cgroup")
         raise OcirtError(f"--systemd-cgroup: systemd is not running on this host (no "

@@ -7,6 +7,9 @@ set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PKGS="linux-image-amd64 qemu-system-x86 busybox-static systemd dbus"  # systemd + dbus: the --systemd-cgroup guest
+# rootless Docker in the systemd guest (test_rootless_docker_guest.py; docker.io comes
+# with the Makefile's TEST_PKGS): rootlesskit, newuidmap, the user bus
+PKGS="$PKGS rootlesskit uidmap dbus-user-session"
 
 missing=""
 for p in $PKGS; do
