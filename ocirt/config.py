@@ -75,6 +75,12 @@ def _warn_without_effect(cfg):
             LOG.warning(f"mounts[{i}].options: {data} has no effect on a bind mount "
                         "(a bind mount takes no filesystem data)")
     linux = cfg.get("linux") or {}
+    if linux.get("mountLabel"):
+        from .process.attrs import selinux_enabled
+        if not selinux_enabled():  # nothing to label (runtime-tools runs it so; runc too)
+            from .log import LOG
+            LOG.warning("linux.mountLabel: SELinux is not enabled on this host: the mounts "
+                        "get no label")
     devs = linux.get("devices")
     if devs and any(n.get("type") == "user" for n in linux.get("namespaces") or ()):
         for i, d in enumerate(devs):
@@ -350,10 +356,6 @@ def _check_semantics(cfg):
             raise ConfigError(f"linux.{key}", "mappings need a user namespace in linux.namespaces")
     if "timeOffsets" in linux and "time" not in seen:
         raise ConfigError("linux.timeOffsets", "offsets need a time namespace in linux.namespaces")
-    if linux.get("mountLabel"):
-        from .process.attrs import selinux_enabled
-        if not selinux_enabled():
-            raise ConfigError("linux.mountLabel", "SELinux is not enabled on this host")
     for clock in linux.get("timeOffsets") or {}:
         if clock not in ("monotonic", "boottime"):  # what time_namespaces(7) can offset
             raise ConfigError(f"linux.timeOffsets.{clock}", "a time namespace offsets only "

@@ -14,7 +14,7 @@ import _socket as socket  # the C module: `socket` imports selectors and enum
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
-from . import finalize  # everything the finalize sequence uses, loaded before the fork
+from . import attrs, finalize  # everything the finalize sequence uses, loaded before the fork
 from .common import exec_error
 
 
@@ -158,13 +158,16 @@ def prepare_rootfs(ctx, chan=None):
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        label = (cfg.get("linux") or {}).get("mountLabel")
+        if label and not attrs.selinux_enabled():
+            label = None  # nothing to label (the parent said so)
         for i, m in enumerate(cfg.get("mounts") or []):
             tree = ctx.idmap_fds.get(i)
             if i in ctx.idmap_late:  # a source inside the rootfs, complete only now
                 tree = ctx.idmap_fds[i] = _idmap_late(ctx, chan, m, i)
             mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, tree,
                             ctx.readonly_later, rootfs, ctx.detached_locked.get(i),
-                            (cfg.get("linux") or {}).get("mountLabel"))
+                            label)
         if devices.needs_dev_setup(cfg):
             devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
             devices.create_links(rootfd)
@@ -307,17 +310,30 @@ def _open_nofollow(path):
                       sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
 
 
-def mask_path(path, where):
+def _open_listed(path, where, loop_ok=False):
+    """A maskedPaths/readonlyPaths entry: its O_PATH fd, or None when there is no such
+    path (nothing to do) or, with `loop_ok`, it is a magic link or a loop (ELOOP)."""
     try:
-        fd = _open_nofollow(path)
+        return _open_nofollow(path)
     except (FileNotFoundError, NotADirectoryError):
-        return
+        return None
     except OSError as e:
-        if e.errno == 40:  # ELOOP: a magic link (or a loop); never masked through
-            return
+        if loop_ok and e.errno == 40:  # ELOOP
+            return None
         raise ConfigError(where, f"cannot open {path}: {e.strerror}") from None
+
+
+def _fd_target(fd, path):
+    """What to mount on for an fd of `path`: the fd's magic link, while /proc is there."""
+    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+
+
+def mask_path(path, where):
+    fd = _open_listed(path, where, loop_ok=True)  # a magic link is never masked through
+    if fd is None:
+        return
     try:
-        target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        target = _fd_target(fd, path)
         if os.path.isdir(target):
             sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)
         else:
@@ -337,18 +353,15 @@ def mask_path(path, where):
 
 
 def readonly_path(path, where):
-    try:
-        fd = _open_nofollow(path)
-    except (FileNotFoundError, NotADirectoryError):
+    fd = _open_listed(path, where)
+    if fd is None:
         return
-    except OSError as e:
-        raise ConfigError(where, f"cannot open {path}: {e.strerror}") from None
     try:
-        target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        target = _fd_target(fd, path)
         sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC, None)
         os.close(fd)
         fd = _open_nofollow(path)
-        target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        target = _fd_target(fd, path)
         mounts.remount_bind(target, sc.MS_RDONLY)
     except OSError as e:
         raise ConfigError(where, f"cannot make {path} read-only: {e.strerror}") from None
