@@ -164,18 +164,30 @@ def mount_console(slave):
 
 def setup_console(ctx):
     """init: after pivot_root, before the rootfs is made read-only."""
-    proc = ctx.cfg.get("process") or {}
+    own_mnt = "mount" in ctx.new_ns or any(t == "mount" for t, _ in ctx.namespaces)
+    hand_over(ctx.console_conn, ctx.cfg.get("process") or {}, "process.consoleSize",
+              relayed=ctx.console_socket is None, console=own_mnt)
+
+
+def hand_over(conn, proc, where, relayed, caller_size=False, console=False):
+    """A new pty for `proc` (init's, or exec's process): its size set, its master sent
+    over `conn` (closed then), its slave made our controlling terminal and stdio.
+    `relayed`: the caller's terminal relays it (no ONLCR; with `caller_size`, the size
+    of the caller's terminal on fd 0, unless consoleSize gave one); `console`: the
+    slave bound on /dev/console too (init in a mount namespace of its own)."""
     master, slave = open_pty()
     try:
-        set_size(master, proc.get("consoleSize"))
-        if ctx.console_socket is None:
+        set_size(master, proc.get("consoleSize"), where)
+        if relayed:
+            if caller_size:
+                copy_size(0, master)
             clear_onlcr(master)
-        if "mount" in ctx.new_ns or any(t == "mount" for t, _ in ctx.namespaces):
+        if console:
             mount_console(slave)
-        send_master(ctx.console_conn, master)
+        send_master(conn, master)
     finally:
         os.close(master)
-        ctx.console_conn.close()
+        conn.close()
     take_terminal(slave, (proc.get("user") or {}).get("uid", 0))
 
 

@@ -14,9 +14,9 @@ def usage(st):
     cg = st.cgroup
     if not cg:
         return None
-    from . import cgroups
+    from .cgroups import restore
     try:
-        return cgroups.usage(cg)
+        return restore(cg).usage()
     except OSError:
         return None
 

@@ -81,8 +81,8 @@ def _cpuset(d):
     return out
 
 
-def v1_stats(st):
-    dirs = st.get("dirs") or {}
+def v1_stats(dirs):
+    """`dirs`: the v1 manager's {controller: dir}."""
     out = {}
     # cpu
     ca, cp = dirs.get("cpuacct"), dirs.get("cpu")
@@ -161,8 +161,8 @@ def _huge_sizes(d, suffix):
     return sorted(out)
 
 
-def v2_stats(st):
-    d = st["dir"]
+def v2_stats(d):
+    """`d`: the v2 manager's directory."""
     out = {}
     s = fs.read_kv(os.path.join(d, "cpu.stat"))
     usage = _nz({"total": s.get("usage_usec", 0) * 1000})
@@ -241,8 +241,7 @@ def _summary(cpu_total, cpu_user, cpu_kernel, peak, cur_mem, limit, oom_kills, o
     }
 
 
-def v1_usage(st):
-    dirs = st.get("dirs") or {}
+def v1_usage(dirs):
     ca, m, p = dirs.get("cpuacct"), dirs.get("memory"), dirs.get("pids")
 
     def rd(d, n):
@@ -257,8 +256,7 @@ def v1_usage(st):
                     rd(m, "memory.failcnt"), rd(p, "pids.current"), rd(p, "pids.peak"))
 
 
-def v2_usage(st):
-    d = st["dir"]
+def v2_usage(d):
     s = fs.read_kv(os.path.join(d, "cpu.stat"))
     ev = fs.read_kv(os.path.join(d, "memory.events"))
     has_mem = os.path.exists(os.path.join(d, "memory.current"))

@@ -113,9 +113,9 @@ def write(dirpath, name, value, field, what=None):
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC)
     except FileNotFoundError:
         raise ConfigError(field, f"the kernel has no {name} in {dirpath}"
-                          f"{' (' + what + ')' if what else ''}") from None
+                          f"{' (' + what + ')' if what else ''}", errno=errno.ENOENT) from None
     except OSError as e:
-        raise ConfigError(field, f"cannot open {path}: {e.strerror}") from None
+        raise ConfigError(field, f"cannot open {path}: {e.strerror}", errno=e.errno) from None
     try:
         os.write(fd, str(value).encode())
     except OSError as e:
@@ -124,9 +124,27 @@ def write(dirpath, name, value, field, what=None):
             reason = "the kernel rejects it (Invalid argument)"
         elif e.errno == errno.EBUSY:
             reason = "the kernel refuses it now (Device or resource busy)"
-        raise ConfigError(field, f"writing {str(value)!r} to {path}: {reason}") from None
+        raise ConfigError(field, f"writing {str(value)!r} to {path}: {reason}",
+                          errno=e.errno) from None
     finally:
         os.close(fd)
+
+
+def add_pid(pid, dirpaths):
+    """Move `pid` into each cgroup dir: one cgroup.procs write each. A failure is an
+    OcirtError carrying the OS error's errno (EACCES/EPERM: a move the caller may not
+    make, which a systemd placement may make instead)."""
+    data = str(pid).encode()
+    for path in dirpaths:
+        try:
+            fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OcirtError(f"cgroup: adding pid {pid} to {path}: {e.strerror}",
+                             errno=e.errno) from None
 
 
 def procs(dirpath, recursive=True):

@@ -1,12 +1,13 @@
 """The cgroup v1 driver: one directory per mounted hierarchy (plus the cgroup2
-hierarchy in hybrid mode, like runc), resources written to each controller's files."""
+hierarchy in hybrid mode, like runc), resources written to each controller's files
+(the memory, cpu and blockIO ones planned in v1limits.py)."""
 import os
 import _signal as signal
 
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from . import base, fs
-from .base import RES, pids_max as _pids_max
+from .base import RES, w as _w
 
 
 def hierarchies(own=None, mounts=None):
@@ -33,13 +34,23 @@ def hierarchies(own=None, mounts=None):
     return out
 
 
-class V1Cgroup(base.Cgroup):
+class V1Cgroup(base.Manager):
     driver = "v1"
 
     def __init__(self, path):
         super().__init__(path)
         self.dirs = {}      # controller name (or 'name=systemd', or '' unified) -> dir
         self.hier = []      # [(key, mountpoint basename, dir)]
+
+    def _restore(self, d):
+        self.dirs = d.get("dirs") or {}
+        self.hier = d.get("hier") or []
+
+    def _own_state(self):
+        return {"dirs": self.dirs, "hier": self.hier}
+
+    def leaves(self):
+        return [h[2] for h in self.hier]
 
     # --- creation ------------------------------------------------------------
     @classmethod
@@ -53,9 +64,7 @@ class V1Cgroup(base.Cgroup):
             rel, cgpath = False, f"/ocirt/{cid}"
         own = fs.own_cgroups()
         self = cls(cgpath if not rel else path)
-        self.cgroupns = any(n.get("type") == "cgroup" for n in linux.get("namespaces") or [])
-        self.linux_devices = [{k: x.get(k) for k in ("type", "major", "minor")}
-                              for x in linux.get("devices") or [] if isinstance(x, dict)]
+        self._init_from_config(linux)
         self._mounts = []
         for key, ctrls, mp, root in hierarchies(own, mounts):
             self._mounts.append((key, ctrls, root, mp))
@@ -64,10 +73,10 @@ class V1Cgroup(base.Cgroup):
             self.hier.append((key, os.path.basename(mp), d))
             for c in ctrls or [key]:
                 self.dirs[c] = d
-        ops = self.plan(res, RES, linux_devices=linux.get("devices"))
+        ops = plan(self.dirs, res, RES, linux_devices=linux.get("devices"))
         try:
             self._make_dirs()
-            self.run(ops)
+            base.run(ops)
         except BaseException:
             self._rollback()
             raise
@@ -93,48 +102,93 @@ class V1Cgroup(base.Cgroup):
             if not new and fs.procs(d, recursive=False):
                 raise base.not_empty_error(d)
 
-    def add_pid(self, pid):
-        for _, _, d in self.hier:
+    def sub_dirs(self, sub):
+        """exec --cgroup: per hierarchy, the sub path given for one of its controllers
+        (or for all, ""), below the container's dir."""
+        known = {c for key, _, _ in self.hier for c in key.split(",")}
+        for c in sub:
+            if c and c not in known:
+                raise OcirtError(f"--cgroup: unknown controller {c!r}")
+        out = []
+        for key, _, path in self.hier:
+            ctrls = key.split(",")
+            rel = next((sub[c] for c in ctrls if c in sub), sub.get("", ""))
+            out.append(os.path.join(path, rel) if rel else path)
+        return out
+
+    # --- a live cgroup -----------------------------------------------------------
+    def set(self, resources, field=RES):
+        base.run(plan(self.dirs, resources, field, self.linux_devices, update=True))
+
+    def _probe(self):
+        return self.dirs.get("freezer")
+
+    def _frozen(self):
+        fz = self.dirs.get("freezer")
+        return bool(fz) and fs.read(os.path.join(fz, "freezer.state")).strip() == "FROZEN"
+
+    def freeze(self):
+        import time
+        fz = self.dirs.get("freezer")
+        if not fz:
+            raise OcirtError("cannot pause: the freezer controller is not mounted")
+        fs.write(fz, "freezer.state", "FROZEN", "freezer.state")
+        # FREEZING can last while tasks finish a syscall; wait, nudging the kernel.
+        for i in range(1000):
+            st = fs.read(os.path.join(fz, "freezer.state")).strip()
+            if st == "FROZEN":
+                return
+            if i % 50 == 49:
+                fs.write(fz, "freezer.state", "FROZEN", "freezer.state")
+            time.sleep(0.001 if i < 100 else 0.01)
+        fs.write(fz, "freezer.state", "THAWED", "freezer.state")
+        raise OcirtError(f"cannot pause: {fz} did not freeze (processes stuck in the "
+                         "kernel?)")
+
+    def thaw(self):
+        fz = self.dirs.get("freezer")
+        if not fz:
+            raise OcirtError("cannot resume: the freezer controller is not mounted")
+        fs.write(fz, "freezer.state", "THAWED", "freezer.state")
+
+    def kill_all(self):
+        fz = self.dirs.get("freezer")
+        if fz:
             try:
-                with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                    f.write(str(pid))
-            except OSError as e:
-                raise OcirtError(f"cannot move pid {pid} into cgroup {d}: {e.strerror}") \
-                    from None
+                self.freeze()  # no fork can escape the kill
+            except (OcirtError, OSError):
+                pass
+        fs.signal_pids(self.pids(), signal.SIGKILL)
+        if fz:
+            try:
+                self.thaw()
+            except (OcirtError, OSError):
+                pass
+        if not fs.kill_loop(self.leaves()):
+            raise OcirtError(f"processes in cgroup {self.path} survived SIGKILL")
 
-    def to_state(self):
-        return {"driver": "v1", "path": self.path, "dirs": self.dirs,
-                "hier": self.hier, "created": self.created, "cgroupns": self.cgroupns,
-                "linux_devices": self.linux_devices, "systemd": self.systemd}
+    def oom_kills(self):
+        m = self.dirs.get("memory")
+        if not m:
+            return 0
+        return fs.read_kv(os.path.join(m, "memory.oom_control")).get("oom_kill", 0)
 
-    # --- resources -------------------------------------------------------------
-    def _need(self, ctrl, field):
-        d = self.dirs.get(ctrl)
-        if d is None:
-            raise ConfigError(field, f"cgroup v1 controller {ctrl} is not mounted on this "
-                              f"host (no {ctrl} hierarchy in /proc/self/cgroup)")
-        return d
+    def stats(self):
+        from .counters import v1_stats
+        return v1_stats(self.dirs)
 
-    def plan(self, res, field, linux_devices=None, update=False):
-        """Validate everything first; return the ordered writes [(fn, args)]."""
-        return plan(self.dirs, res, field, linux_devices, update)
+    def usage(self):
+        from .counters import v1_usage
+        return v1_usage(self.dirs)
 
-    def run(self, ops):
-        for op in ops:
-            op[0](*op[1:])
-
-    # --- in the container --------------------------------------------------------
     def mount_in_container(self, target, opts, where):
         mount_v1(self, target, opts, where)
 
 
 # --- planning: validation, then writes ----------------------------------------------
 
-def _w(d, name, value, field):
-    return (fs.write, d, name, value, field)
-
-
 def plan(dirs, res, field, linux_devices=None, update=False):
+    """Validate everything first; return the ordered writes [(fn, args)]."""
     res = base.check_sections(res, field)
     ops = []
 
@@ -145,31 +199,20 @@ def plan(dirs, res, field, linux_devices=None, update=False):
                               f" (no {ctrl} hierarchy in /proc/self/cgroup)")
         return d
 
-    mem = res.get("memory") or {}
-    if mem:
-        ops += _plan_memory(need, mem, f"{field}.memory", update)
-    cpu = res.get("cpu") or {}
-    if cpu:
-        ops += _plan_cpu(need, cpu, f"{field}.cpu")
-    pids = res.get("pids")
-    if pids:
-        f = f"{field}.pids.limit"
-        lim = base.get_int(pids, "limit", f, allow_minus1=True, lo=0)
-        if lim is not None:
-            ops.append(_w(need("pids", f), "pids.max", _pids_max(lim), f))
-    bio = res.get("blockIO") or {}
+    mem, cpu, bio = (res.get(k) or {} for k in ("memory", "cpu", "blockIO"))
+    if mem or cpu or bio:
+        from . import v1limits
+        if mem:
+            ops += v1limits.plan_memory(need, mem, f"{field}.memory", update)
+        if cpu:
+            ops += v1limits.plan_cpu(need, cpu, f"{field}.cpu")
+    ops += base.plan_pids(need, res, field)
     if bio:
-        ops += _plan_blkio(need, bio, f"{field}.blockIO")
-    for where, size, lim in base.hugepage_limits(res, field):
-        d = need("hugetlb", f"{where}")
-        ops.append(_w(d, f"hugetlb.{size}.limit_in_bytes", lim, f"{where}.limit"))
-        if os.path.exists(os.path.join(d, f"hugetlb.{size}.rsvd.limit_in_bytes")):
-            # reservations too (spec >= 1.1; Linux >= 5.7), as runc does
-            ops.append(_w(d, f"hugetlb.{size}.rsvd.limit_in_bytes", lim, f"{where}.limit"))
-    net = res.get("network")
+        ops += v1limits.plan_blkio(need, bio, f"{field}.blockIO")
+    ops += base.plan_hugetlb(need, res, field, "hugetlb.{}.limit_in_bytes",
+                             "hugetlb.{}.rsvd.limit_in_bytes")
+    net = base.network(res, field)
     if net:
-        if not isinstance(net, dict):
-            raise ConfigError(f"{field}.network", "must be an object")
         f = f"{field}.network.classID"
         cid = base.get_int(net, "classID", f, 0, 0xFFFFFFFF)
         if cid is not None:
@@ -181,234 +224,25 @@ def plan(dirs, res, field, linux_devices=None, update=False):
             if not name or prio is None:
                 raise ConfigError(f, "needs name and priority")
             ops.append(_w(need("net_prio", f), "net_prio.ifpriomap", f"{name} {prio}", f))
-    rdma = res.get("rdma")
-    if rdma:
-        ops += _plan_rdma(need, rdma, f"{field}.rdma", "rdma.max")
-    uni = res.get("unified")
-    if uni:
+    ops += base.plan_rdma(need, res, field)
+    uni = base.unified(res, field)
+    if uni and dirs.get("") is None:
+        raise ConfigError(f"{field}.unified", "is for cgroup v2, and this host runs cgroup "
+                          "v1 without a cgroup2 hierarchy")
+    for k, v in uni.items():
         f = f"{field}.unified"
-        if not isinstance(uni, dict):
-            raise ConfigError(f, "must be an object of file: value")
-        d = dirs.get("")
-        if d is None:
-            raise ConfigError(f, "is for cgroup v2, and this host runs cgroup v1 without a"
-                              " cgroup2 hierarchy")
-        for k, v in uni.items():
-            _check_unified_key(k, v, f)
-            if not os.path.exists(os.path.join(d, k)):
-                raise ConfigError(f"{f}.{k}", f"invalid configuration: {k} is not in the "
-                                  "cgroup v2 hierarchy of this hybrid host (its controllers "
-                                  "are cgroup v1's: use the v1 fields)")
-            ops.append(_w(d, k, v, f"{f}.{k}"))
-    if "devices" in res and (res["devices"] is not None or not update):
-        from . import devices
-        rules = devices.rules_for(res, f"{field}.devices", linux_devices, update)
+        base.check_unified_key(k, v, f)
+        if not os.path.exists(os.path.join(dirs[""], k)):
+            raise ConfigError(f"{f}.{k}", f"invalid configuration: {k} is not in the "
+                              "cgroup v2 hierarchy of this hybrid host (its controllers "
+                              "are cgroup v1's: use the v1 fields)")
+        ops.append(_w(dirs[""], k, v, f"{f}.{k}"))
+    rules = base.device_rules(res, field, linux_devices, update)
+    if rules is not None:
         d = need("devices", f"{field}.devices")
         for r in rules:
             ops.append(_w(d, "devices.allow" if r.allow else "devices.deny", r.v1(),
                           f"{field}.devices"))
-    return ops
-
-
-def _check_unified_key(k, v, f):
-    if not isinstance(v, str):
-        raise ConfigError(f"{f}.{k}", "must be a string")
-    if "/" in k or k.startswith(".") or not k:
-        raise ConfigError(f"{f}.{k}", "must name a file of the container's cgroup")
-    if k.startswith("cgroup.") and k not in ("cgroup.max.depth", "cgroup.max.descendants",
-                                              "cgroup.freeze", "cgroup.type"):
-        raise ConfigError(f"{f}.{k}", "is cgroup core state, not a resource: refusing")
-
-
-def _plan_memory(need, mem, f, update):
-    ops = []
-    lim, swap, resv, kern, ktcp, swp, oom, hier, check = base.memory_fields(mem, f)
-    if lim == 0:
-        lim = None  # runc: 0 = not set
-    if swap == 0:
-        swap = None
-    if swap is not None and swap != -1 and lim is not None and lim != -1 and swap < lim:
-        raise ConfigError(f"{f}.swap", f"{swap} is below memory.limit {lim}: swap is the "
-                          "total of memory and swap, so it must be at least the limit")
-    d = None
-    if any(x is not None for x in (lim, swap, resv, kern, ktcp, swp, oom, hier)):
-        d = need("memory", f)
-    if lim is not None or swap is not None:
-        ops.append((_set_mem_swap, d, lim, swap, f, check and update))
-    if resv:
-        ops.append(_w(d, "memory.soft_limit_in_bytes", resv, f"{f}.reservation"))
-    if kern:
-        ops.append((_write_checked, d, "memory.kmem.limit_in_bytes", kern, f"{f}.kernel"))
-    if ktcp:
-        ops.append((_write_checked, d, "memory.kmem.tcp.limit_in_bytes", ktcp,
-                    f"{f}.kernelTCP"))
-    if swp is not None:
-        ops.append(_w(d, "memory.swappiness", swp, f"{f}.swappiness"))
-    if oom is not None and (oom or update):
-        ops.append(_w(d, "memory.oom_control", int(oom), f"{f}.disableOOMKiller"))
-    if hier is not None:
-        ops.append(_w(d, "memory.use_hierarchy", int(hier), f"{f}.useHierarchy"))
-    return ops
-
-
-def _set_mem_swap(d, lim, swap, f, check):
-    if check and lim not in (None, -1):
-        use = fs.read_int(os.path.join(d, "memory.usage_in_bytes"), 0)
-        if lim < use:
-            raise ConfigError(f"{f}.limit", f"{lim} is below the current usage {use} "
-                              "(checkBeforeUpdate)")
-    memsw = os.path.join(d, "memory.memsw.limit_in_bytes")
-    if swap is not None and not os.path.exists(memsw):
-        raise ConfigError(f"{f}.swap", "the kernel has no swap accounting "
-                          "(memory.memsw.limit_in_bytes is missing: swapaccount=0?)")
-    if lim is not None and swap is None and os.path.exists(memsw):
-        # Like runc: without an explicit swap, a new limit leaves swap unlimited-relative
-        # only if memsw allows it; memsw must never drop below the limit.
-        cur_sw = fs.read_int(memsw)
-        if cur_sw is not None and lim != -1 and cur_sw < lim:
-            swap = lim
-        elif lim == -1:
-            swap = -1  # unlimited memory with a swap limit left would be refused (runc)
-    # The kernel wants memsw >= limit at every moment: order the two writes.
-    cur = fs.read_int(os.path.join(d, "memory.limit_in_bytes"))
-    raising = lim == -1 or (lim is not None and cur is not None and lim > cur)
-    if swap is not None and (raising or lim is None):
-        fs.write(d, "memory.memsw.limit_in_bytes", swap, f"{f}.swap")
-        swap = None
-    if lim is not None:
-        fs.write(d, "memory.limit_in_bytes", lim, f"{f}.limit")
-    if swap is not None:
-        fs.write(d, "memory.memsw.limit_in_bytes", swap, f"{f}.swap")
-
-
-def _write_checked(d, name, value, field):
-    """Write a byte limit and read it back: since Linux 5.x, memory.kmem.limit_in_bytes
-    accepts any write and keeps no limit; that must not pass as applied."""
-    fs.write(d, name, value, field)
-    got = fs.read_int(os.path.join(d, name))
-    if value == -1:
-        ok = got is not None and got >= _UNLIMITED
-    else:
-        ok = got is not None and abs(got - value) < 65536
-    if not ok:
-        raise ConfigError(field, f"the kernel accepted {value} for {name} but keeps {got}: "
-                          "it does not enforce this limit (kernel memory limits are gone "
-                          "since Linux 5.x); refusing rather than ignoring it")
-
-
-_UNLIMITED = 9223372036854771712
-
-
-def _plan_cpu(need, cpu, f):
-    ops = []
-    shares, quota, period, burst, rtr, rtp, idle, cpus, mems = base.cpu_fields(
-        cpu, f, (0,), 1)
-    if shares:
-        d = need("cpu", f"{f}.shares")
-        ops.append((_set_shares, d, shares, f"{f}.shares"))
-    if period or quota:
-        d = need("cpu", f"{f}.quota" if quota else f"{f}.period")
-        ops.append((_set_quota, d, quota, period, f))
-    if burst is not None:
-        ops.append(_w(need("cpu", f"{f}.burst"), "cpu.cfs_burst_us", burst, f"{f}.burst"))
-    if rtp:
-        ops.append(_w(need("cpu", f"{f}.realtimePeriod"), "cpu.rt_period_us", rtp,
-                      f"{f}.realtimePeriod"))
-    if rtr:
-        ops.append(_w(need("cpu", f"{f}.realtimeRuntime"), "cpu.rt_runtime_us", rtr,
-                      f"{f}.realtimeRuntime"))
-    if idle is not None:
-        ops.append(_w(need("cpu", f"{f}.idle"), "cpu.idle", idle, f"{f}.idle"))
-    if cpus:
-        ops.append(_w(need("cpuset", f"{f}.cpus"), "cpuset.cpus", cpus, f"{f}.cpus"))
-    if mems:
-        ops.append(_w(need("cpuset", f"{f}.mems"), "cpuset.mems", mems, f"{f}.mems"))
-    return ops
-
-
-def _set_shares(d, shares, field):
-    fs.write(d, "cpu.shares", shares, field)
-    got = fs.read_int(os.path.join(d, "cpu.shares"))
-    if got != shares:
-        raise ConfigError(field, f"the kernel clamped {shares} to {got} "
-                          "(cpu.shares must be between 2 and 262144)")
-
-
-def _set_quota(d, quota, period, f):
-    # The kernel checks quota against the current period: try period first, then
-    # the other way round.
-    try:
-        if period:
-            fs.write(d, "cpu.cfs_period_us", period, f"{f}.period")
-        if quota:
-            fs.write(d, "cpu.cfs_quota_us", quota, f"{f}.quota")
-    except ConfigError:
-        if not (quota and period):
-            raise
-        fs.write(d, "cpu.cfs_quota_us", quota, f"{f}.quota")
-        fs.write(d, "cpu.cfs_period_us", period, f"{f}.period")
-
-
-def _plan_blkio(need, bio, f):
-    ops = []
-    w = base.get_int(bio, "weight", f"{f}.weight", 0, 1000)
-    lw = base.get_int(bio, "leafWeight", f"{f}.leafWeight", 0, 1000)
-    if w:
-        if w < 10:
-            raise ConfigError(f"{f}.weight", f"{w} is out of range: must be 10..1000")
-        d = need("blkio", f"{f}.weight")
-        ops.append((_blkio_write, d, ("blkio.weight", "blkio.bfq.weight"), w, f"{f}.weight"))
-    if lw:
-        d = need("blkio", f"{f}.leafWeight")
-        ops.append((_blkio_write, d, ("blkio.leaf_weight",), lw, f"{f}.leafWeight"))
-    for where, mj, mn, wt in base.device_list(bio, "weightDevice", f, "weight", 0, 1000):
-        lwt = base.get_int(bio["weightDevice"][int(where.rsplit("[", 1)[1][:-1])],
-                           "leafWeight", f"{where}.leafWeight", 0, 1000)
-        d = need("blkio", where)
-        if wt is not None:
-            ops.append((_blkio_write, d, ("blkio.weight_device", "blkio.bfq.weight_device"),
-                        f"{mj}:{mn} {wt}", f"{where}.weight"))
-        if lwt is not None:
-            ops.append((_blkio_write, d, ("blkio.leaf_weight_device",), f"{mj}:{mn} {lwt}",
-                        f"{where}.leafWeight"))
-    for key, name in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
-                      ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
-                      ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
-                      ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device")):
-        for where, mj, mn, rate in base.device_list(bio, key, f, "rate", 0):
-            if rate is None:
-                raise ConfigError(f"{where}.rate", "is required")
-            ops.append(_w(need("blkio", where), name, f"{mj}:{mn} {rate}", f"{where}.rate"))
-    return ops
-
-
-def _blkio_write(d, names, value, field):
-    """The first of `names` the kernel has (CFQ's blkio.weight, else BFQ's)."""
-    for n in names:
-        if os.path.exists(os.path.join(d, n)):
-            return fs.write(d, n, value, field)
-    raise ConfigError(field, f"the kernel has none of {', '.join(names)} in {d} "
-                      "(no I/O scheduler with cgroup weights for this field)")
-
-
-def _plan_rdma(need, rdma, f, fname):
-    ops = []
-    if not isinstance(rdma, dict):
-        raise ConfigError(f, "must be an object of device: limits")
-    for dev, lim in rdma.items():
-        where = f"{f}.{dev}"
-        if not isinstance(lim, dict):
-            raise ConfigError(where, "must be an object")
-        h = base.get_int(lim, "hcaHandles", f"{where}.hcaHandles", 0, 0xFFFFFFFF)
-        o = base.get_int(lim, "hcaObjects", f"{where}.hcaObjects", 0, 0xFFFFFFFF)
-        if h is None and o is None:
-            continue
-        parts = [dev]
-        if h is not None:
-            parts.append(f"hca_handle={h}")
-        if o is not None:
-            parts.append(f"hca_object={o}")
-        ops.append(_w(need("rdma", where), fname, " ".join(parts), where))
     return ops
 
 
@@ -443,8 +277,8 @@ def _mkdirs_once(d):
                 fs.rmdir_retry(m)
             if isinstance(e, FileNotFoundError):
                 raise
-            raise OcirtError(f"linux.cgroupsPath: cannot create cgroup {p}: {e.strerror}") \
-                from None
+            raise OcirtError(f"linux.cgroupsPath: cannot create cgroup {p}: {e.strerror}",
+                             errno=e.errno) from None
     return made
 
 
@@ -458,99 +292,7 @@ def _cpuset_inherit(d):
             fs.write(d, name, val, "linux.cgroupsPath")
         except OSError as e:
             raise OcirtError(f"cgroup {d}: cannot copy {name} from its parent: "
-                             f"{e.strerror}") from None
-
-
-def _dirs(d):
-    return [h[2] for h in d.get("hier") or []]
-
-
-def _freezer(d):
-    return (d.get("dirs") or {}).get("freezer")
-
-
-def is_frozen(d):
-    fz = _freezer(d)
-    if not fz:
-        return False
-    return fs.read(os.path.join(fz, "freezer.state")).strip() == "FROZEN"
-
-
-def freeze(d):
-    import time
-    fz = _freezer(d)
-    if not fz:
-        raise OcirtError("cannot pause: the freezer controller is not mounted")
-    fs.write(fz, "freezer.state", "FROZEN", "freezer.state")
-    # FREEZING can last while tasks finish a syscall; wait, nudging the kernel.
-    for i in range(1000):
-        st = fs.read(os.path.join(fz, "freezer.state")).strip()
-        if st == "FROZEN":
-            return
-        if i % 50 == 49:
-            fs.write(fz, "freezer.state", "FROZEN", "freezer.state")
-        time.sleep(0.001 if i < 100 else 0.01)
-    fs.write(fz, "freezer.state", "THAWED", "freezer.state")
-    raise OcirtError(f"cannot pause: {fz} did not freeze (processes stuck in the kernel?)")
-
-
-def thaw(d):
-    fz = _freezer(d)
-    if not fz:
-        raise OcirtError("cannot resume: the freezer controller is not mounted")
-    fs.write(fz, "freezer.state", "THAWED", "freezer.state")
-
-
-def pids(d):
-    out = set()
-    for x in _dirs(d):
-        out.update(fs.procs(x))
-    return sorted(out)
-
-
-def kill_all(d):
-    fz = _freezer(d)
-    if fz:
-        try:
-            freeze(d)  # no fork can escape the kill
-        except (OcirtError, OSError):
-            pass
-    fs.signal_pids(pids(d), signal.SIGKILL)
-    if fz:
-        try:
-            thaw(d)
-        except (OcirtError, OSError):
-            pass
-    if not fs.kill_loop(_dirs(d)):
-        raise OcirtError(f"processes in cgroup {d.get('path')} survived SIGKILL")
-
-
-def remove(d):
-    fs.remove_dirs(d.get("created"), {h[2] for h in d.get("hier") or []}, _freezer(d),
-                   lambda: kill_all(d))
-
-
-def update(d, res, field):
-    ops = plan(d.get("dirs") or {}, res, field, d.get("linux_devices"), update=True)
-    for op in ops:
-        op[0](*op[1:])
-
-
-def oom_kills(d):
-    m = (d.get("dirs") or {}).get("memory")
-    if not m:
-        return 0
-    return fs.read_kv(os.path.join(m, "memory.oom_control")).get("oom_kill", 0)
-
-
-def stats(d):
-    from .counters import v1_stats
-    return v1_stats(d)
-
-
-def usage(d):
-    from .counters import v1_usage
-    return v1_usage(d)
+                             f"{e.strerror}", errno=e.errno) from None
 
 
 # --- the cgroup mount in the container -------------------------------------------------

@@ -20,7 +20,7 @@ import _signal as signal
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from . import base, fs
-from .base import RES, pids_max as _pids_max
+from .base import RES, w as _w
 
 # Which controller each top-level section needs.
 _CTRL = {"memory": "memory", "pids": "pids", "blockIO": "io", "hugepageLimits": "hugetlb",
@@ -34,14 +34,23 @@ def mount_of(mounts=None):
     raise OcirtError("cgroup v2: no cgroup2 filesystem is mounted")
 
 
-class V2Cgroup(base.Cgroup):
+class V2Cgroup(base.Manager):
     driver = "v2"
 
     def __init__(self, path):
         super().__init__(path)
         self.dir = None
         self.mount = None
-        self.bpf = None  # pinned/attached program info
+
+    def _restore(self, d):
+        self.dir = d["dir"]
+        self.mount = d.get("mount")
+
+    def _own_state(self):
+        return {"dir": self.dir, "mount": self.mount}
+
+    def leaves(self):
+        return [self.dir]
 
     @classmethod
     def create(cls, cfg, cid, path, mounts=None):
@@ -58,15 +67,12 @@ class V2Cgroup(base.Cgroup):
         self = cls(cgpath)
         self.mount = mp
         self.dir = fs.under_mount(mp, mroot, cgpath)
-        self.cgroupns = any(n.get("type") == "cgroup" for n in linux.get("namespaces") or [])
-        self.linux_devices = [{k: x.get(k) for k in ("type", "major", "minor")}
-                              for x in linux.get("devices") or [] if isinstance(x, dict)]
+        self._init_from_config(linux)
         ops, required = plan(self.dir, res, RES, linux.get("devices"), update=False,
                              check_files=False)
         try:
             self._make(required)
-            for op in ops:
-                op[0](*op[1:])
+            base.run(ops)
         except BaseException:
             self._rollback()
             raise
@@ -88,7 +94,7 @@ class V2Cgroup(base.Cgroup):
                     pass
                 except OSError as e:
                     raise OcirtError(f"linux.cgroupsPath: cannot create cgroup {d}: "
-                                     f"{e.strerror}") from None
+                                     f"{e.strerror}", errno=e.errno) from None
                 else:
                     self.created.append(d)
             if d == self.dir:
@@ -100,7 +106,7 @@ class V2Cgroup(base.Cgroup):
                 raise ConfigError(field, f"cgroup v2 controller {ctrl} is not available in "
                                   f"{self.dir} (the kernel lacks it, or a parent does not "
                                   "delegate it)")
-        if _events(self.dir).get("frozen") == "1" or is_frozen({"dir": self.dir}):
+        if _events(self.dir).get("frozen") == "1" or self._frozen():
             # a process moved in would stop before it could be set up, unkillable
             # by anything but a thaw
             raise base.frozen_error(self.dir, "cgroup.freeze")
@@ -108,18 +114,69 @@ class V2Cgroup(base.Cgroup):
             if fs.procs(self.dir, recursive=False):
                 raise base.not_empty_error(self.dir)
 
-    def add_pid(self, pid):
-        try:
-            with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
-        except OSError as e:
-            raise OcirtError(f"cannot move pid {pid} into cgroup {self.dir}: {e.strerror}") \
-                from None
+    def sub_dirs(self, sub):
+        if set(sub) - {""}:
+            raise OcirtError("--cgroup: cgroup v2 takes one path, without a controller")
+        return [os.path.join(self.dir, sub[""])]
 
-    def to_state(self):
-        return {"driver": "v2", "path": self.path, "dir": self.dir, "mount": self.mount,
-                "created": self.created, "cgroupns": self.cgroupns,
-                "linux_devices": self.linux_devices, "systemd": self.systemd}
+    # --- a live cgroup -----------------------------------------------------------
+    def set(self, resources, field=RES):
+        ops, req = plan(self.dir, resources, field, self.linux_devices, update=True)
+        have = set(fs.read(os.path.join(self.dir, "cgroup.controllers")).split())
+        for ctrl, f in req.items():
+            if ctrl not in have:
+                raise ConfigError(f, f"cgroup v2 controller {ctrl} is not enabled for "
+                                  f"{self.dir}")
+        base.run(ops)
+
+    def _probe(self):
+        return self.dir
+
+    def _frozen(self):
+        return fs.read(os.path.join(self.dir, "cgroup.freeze")).strip() == "1"
+
+    def freeze(self):
+        import time
+        d = self.dir
+        fs.write(d, "cgroup.freeze", "1", "cgroup.freeze")
+        for _ in range(2000):
+            if _events(d).get("frozen") == "1":
+                return
+            time.sleep(0.005)
+        fs.write(d, "cgroup.freeze", "0", "cgroup.freeze")
+        raise OcirtError(f"cannot pause: {d} did not freeze")
+
+    def thaw(self):
+        fs.write(self.dir, "cgroup.freeze", "0", "cgroup.freeze")
+
+    def kill_all(self):
+        d = self.dir
+        if not os.path.isdir(d):
+            return
+        if os.path.exists(os.path.join(d, "cgroup.kill")):
+            try:
+                fs.write(d, "cgroup.kill", "1", "cgroup.kill")  # kills frozen tasks too
+            except ConfigError:
+                pass
+        else:
+            fs.signal_pids(self.pids(), signal.SIGKILL)
+            try:
+                self.thaw()
+            except (ConfigError, OSError):
+                pass
+        if not fs.kill_loop([d]):
+            raise OcirtError(f"processes in cgroup {d} survived SIGKILL")
+
+    def oom_kills(self):
+        return fs.read_kv(os.path.join(self.dir, "memory.events")).get("oom_kill", 0)
+
+    def stats(self):
+        from .counters import v2_stats
+        return v2_stats(self.dir)
+
+    def usage(self):
+        from .counters import v2_usage
+        return v2_usage(self.dir)
 
     def mount_in_container(self, target, opts, where):
         from ..rootfs.mounts import remount_bind
@@ -177,8 +234,7 @@ def _enable(d, required, is_root):
 
 # --- planning ---------------------------------------------------------------------
 
-def _w(d, name, value, field):
-    return (fs.write, d, name, value, field)
+_IO_MAX_KEYS = ("rbps", "wbps", "riops", "wiops")  # base.THROTTLES in io.max
 
 
 def shares_to_weight(shares):
@@ -201,6 +257,7 @@ def plan(d, res, field, linux_devices=None, update=False, check_files=True):
 
     def need(ctrl, f):
         req.setdefault(ctrl, f)
+        return d
 
     def refuse(f, why):
         raise ConfigError(f, f"cgroup v2 has no equivalent: {why}; refusing rather than "
@@ -272,86 +329,50 @@ def plan(d, res, field, linux_devices=None, update=False, check_files=True):
         if mems:
             need("cpuset", f"{f}.mems")
             ops.append(_w(d, "cpuset.mems", mems, f"{f}.mems"))
-    pids = res.get("pids")
-    if pids:
-        f = f"{field}.pids.limit"
-        lim = base.get_int(pids, "limit", f, lo=0, allow_minus1=True)
-        if lim is not None:
-            need("pids", f)
-            ops.append(_w(d, "pids.max", _pids_max(lim), f))
+    ops += base.plan_pids(need, res, field)
     bio = res.get("blockIO") or {}
     if bio:
         f = f"{field}.blockIO"
-        w = base.get_int(bio, "weight", f"{f}.weight", 0, 1000)
-        lw = base.get_int(bio, "leafWeight", f"{f}.leafWeight", 0, 1000)
+        w, lw, wdev, thr = base.blkio_fields(bio, f)
         if lw:
             refuse(f"{f}.leafWeight", "there is no leaf weight")
         if w:
-            if w < 10:
-                raise ConfigError(f"{f}.weight", f"{w} is out of range: must be 10..1000")
             need("io", f"{f}.weight")
             ops.append((_set_io_weight, d, None, w, f"{f}.weight"))
-        for where, mj, mn, wt in base.device_list(bio, "weightDevice", f, "weight", 0, 1000):
-            idx = int(where.rsplit("[", 1)[1][:-1])
-            if base.get_int(bio["weightDevice"][idx], "leafWeight", f"{where}.leafWeight"):
+        for where, mj, mn, wt, lwt in wdev:
+            if lwt:
                 refuse(f"{where}.leafWeight", "there is no leaf weight")
             if wt is not None:
                 need("io", where)
                 ops.append((_set_io_weight, d, f"{mj}:{mn}", wt, f"{where}.weight"))
-        for key, io_key in (("throttleReadBpsDevice", "rbps"),
-                            ("throttleWriteBpsDevice", "wbps"),
-                            ("throttleReadIOPSDevice", "riops"),
-                            ("throttleWriteIOPSDevice", "wiops")):
-            for where, mj, mn, rate in base.device_list(bio, key, f, "rate", 0):
-                if rate is None:
-                    raise ConfigError(f"{where}.rate", "is required")
-                need("io", where)
-                ops.append(_w(d, "io.max", f"{mj}:{mn} {io_key}={rate if rate else 'max'}",
-                              f"{where}.rate"))
-    for where, size, lim in base.hugepage_limits(res, field):
-        need("hugetlb", where)
-        ops.append(_w(d, f"hugetlb.{size}.max", lim, f"{where}.limit"))
-        if os.path.exists(os.path.join(d, f"hugetlb.{size}.rsvd.max")):
-            # reservations too (spec >= 1.1; Linux >= 5.7), as runc does
-            ops.append(_w(d, f"hugetlb.{size}.rsvd.max", lim, f"{where}.limit"))
-    net = res.get("network")
+        for i, where, mj, mn, rate in thr:
+            need("io", where)
+            ops.append(_w(d, "io.max", f"{mj}:{mn} {_IO_MAX_KEYS[i]}={rate if rate else 'max'}",
+                          f"{where}.rate"))
+    ops += base.plan_hugetlb(need, res, field, "hugetlb.{}.max", "hugetlb.{}.rsvd.max")
+    net = base.network(res, field)
     if net:
-        if not isinstance(net, dict):
-            raise ConfigError(f"{field}.network", "must be an object")
         if net.get("classID") is not None:
             refuse(f"{field}.network.classID", "net_cls is a v1-only controller")
         if net.get("priorities"):
             refuse(f"{field}.network.priorities", "net_prio is a v1-only controller")
-    rdma = res.get("rdma")
-    if rdma:
-        from .v1 import _plan_rdma
-        rops = _plan_rdma(lambda c, f: (need(c, f), d)[1], rdma, f"{field}.rdma", "rdma.max")
-        ops += rops
-    uni = res.get("unified")
-    if uni:
-        from .v1 import _check_unified_key
-        f = f"{field}.unified"
-        if not isinstance(uni, dict):
-            raise ConfigError(f, "must be an object of file: value")
-        for k, v in uni.items():
-            _check_unified_key(k, v, f)
-            ctrl = k.split(".", 1)[0]
-            if ctrl not in ("cgroup",):
-                need(ctrl, f"{f}.{k}")
-            ops.append(_w(d, k, v, f"{f}.{k}"))
-    if "devices" in res and (res["devices"] is not None or not update):
-        from . import devices
-        rules = devices.rules_for(res, f"{field}.devices", linux_devices, update)
+    ops += base.plan_rdma(need, res, field)
+    f = f"{field}.unified"
+    for k, v in base.unified(res, field).items():
+        base.check_unified_key(k, v, f)
+        ctrl = k.split(".", 1)[0]
+        if ctrl not in ("cgroup",):
+            need(ctrl, f"{f}.{k}")
+        ops.append(_w(d, k, v, f"{f}.{k}"))
+    rules = base.device_rules(res, field, linux_devices, update)
+    if rules is not None:
         ops.append((_set_devices, d, rules, f"{field}.devices"))
     return ops, req
 
 
 def _set_mem(d, lim, swapmax, f, check):
-    if check and lim not in (None, -1):
-        use = fs.read_int(os.path.join(d, "memory.current"), 0)
-        if lim < use:
-            raise ConfigError(f"{f}.limit", f"{lim} is below the current usage {use} "
-                              "(checkBeforeUpdate)")
+    if check:
+        base.check_before_update(d, "memory.current", lim, f)
     if isinstance(swapmax, tuple):
         total = swapmax[1]
         cur = lim
@@ -398,12 +419,6 @@ def _set_devices(d, rules, field):
     bpf.attach_device_filter(d, rules, field)
 
 
-# --- operations on a stored cgroup --------------------------------------------------
-
-def is_frozen(st):
-    return fs.read(os.path.join(st["dir"], "cgroup.freeze")).strip() == "1"
-
-
 def _events(d):
     out = {}
     try:
@@ -413,71 +428,3 @@ def _events(d):
     except OSError:
         pass
     return out
-
-
-def freeze(st):
-    import time
-    d = st["dir"]
-    fs.write(d, "cgroup.freeze", "1", "cgroup.freeze")
-    for _ in range(2000):
-        if _events(d).get("frozen") == "1":
-            return
-        time.sleep(0.005)
-    fs.write(d, "cgroup.freeze", "0", "cgroup.freeze")
-    raise OcirtError(f"cannot pause: {d} did not freeze")
-
-
-def thaw(st):
-    fs.write(st["dir"], "cgroup.freeze", "0", "cgroup.freeze")
-
-
-def pids(st):
-    return sorted(set(fs.procs(st["dir"])))
-
-
-def kill_all(st):
-    d = st["dir"]
-    if not os.path.isdir(d):
-        return
-    if os.path.exists(os.path.join(d, "cgroup.kill")):
-        try:
-            fs.write(d, "cgroup.kill", "1", "cgroup.kill")  # kills frozen tasks too
-        except ConfigError:
-            pass
-    else:
-        fs.signal_pids(pids(st), signal.SIGKILL)
-        try:
-            thaw(st)
-        except (ConfigError, OSError):
-            pass
-    if not fs.kill_loop([d]):
-        raise OcirtError(f"processes in cgroup {d} survived SIGKILL")
-
-
-def remove(st):
-    fs.remove_dirs(st.get("created"), {st["dir"]}, st["dir"], lambda: kill_all(st))
-
-
-def update(st, res, field):
-    ops, req = plan(st["dir"], res, field, st.get("linux_devices"), update=True)
-    have = set(fs.read(os.path.join(st["dir"], "cgroup.controllers")).split())
-    for ctrl, f in req.items():
-        if ctrl not in have:
-            raise ConfigError(f, f"cgroup v2 controller {ctrl} is not enabled for "
-                              f"{st['dir']}")
-    for op in ops:
-        op[0](*op[1:])
-
-
-def oom_kills(st):
-    return fs.read_kv(os.path.join(st["dir"], "memory.events")).get("oom_kill", 0)
-
-
-def stats(st):
-    from .counters import v2_stats
-    return v2_stats(st)
-
-
-def usage(st):
-    from .counters import v2_usage
-    return v2_usage(st)

@@ -51,11 +51,12 @@ def main(opts, argv):
     cg = c.state.cgroup
     if not cg:
         raise OcirtError(f"container {cid} has no cgroup")
-    from .. import cgroups
+    from ..cgroups import restore
+    cg = restore(cg)
 
     def stats():
         try:
-            return {"type": "stats", "id": cid, "data": cgroups.stats(cg)}
+            return {"type": "stats", "id": cid, "data": cg.stats()}
         except FileNotFoundError:
             raise OcirtError(f"container {cid} does not exist") from None
 
@@ -65,14 +66,14 @@ def main(opts, argv):
             return 0
         if c.status() == S.STOPPED:
             raise OcirtError(f"container {cid}: container not running")
-        ooms = cgroups.oom_kills(cg)
+        ooms = cg.oom_kills()
         next_stats = time.monotonic()
         while True:
             now = time.monotonic()
             if now >= next_stats:
                 _emit(stats())
                 next_stats = now + interval
-            n = cgroups.oom_kills(cg)
+            n = cg.oom_kills()
             if n > ooms:
                 for _ in range(n - ooms):
                     _emit({"type": "oom", "id": cid})
@@ -82,7 +83,7 @@ def main(opts, argv):
             except OcirtError:
                 return 0  # deleted
             if c.status() == S.STOPPED:
-                n = cgroups.oom_kills(cg)
+                n = cg.oom_kills()
                 for _ in range(max(0, n - ooms)):
                     _emit({"type": "oom", "id": cid})
                 return 0

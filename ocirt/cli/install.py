@@ -26,13 +26,22 @@ Running it again changes nothing. dockerd reads the change on SIGHUP or restart
 """
 
 
-def main(opts, argv):
-    o, pos = FLAGS.parse(argv, interspersed=True)
+def parse(flags, argv, verb, help_text):
+    """The flags of `verb` (install, uninstall: no arguments), or None once --help
+    has printed `help_text`."""
+    o, pos = flags.parse(argv, interspersed=True)
     if o["help"]:
-        sys.stdout.write(HELP)
-        return 0
+        sys.stdout.write(help_text)
+        return None
     if pos:
-        raise OcirtError(f'"install" takes no arguments, got {pos[0]!r}')
+        raise OcirtError(f'"{verb}" takes no arguments, got {pos[0]!r}')
+    return o
+
+
+def main(opts, argv):
+    o = parse(FLAGS, argv, "install", HELP)
+    if o is None:
+        return 0
     binary = os.path.abspath(o["path"]) if o["path"] else inst.self_path()
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         raise OcirtError(f"--path {binary}: not an executable file")

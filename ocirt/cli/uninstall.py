@@ -2,8 +2,8 @@
 import sys
 
 from .. import install as inst
-from ..errors import OcirtError
 from . import Flags
+from .install import parse
 
 FLAGS = Flags({
     "config": (("config-file", "c"), str, inst.DEFAULT_CONFIG),
@@ -20,12 +20,9 @@ is kept. Containers still using the runtime keep running; reload dockerd afterwa
 
 
 def main(opts, argv):
-    o, pos = FLAGS.parse(argv, interspersed=True)
-    if o["help"]:
-        sys.stdout.write(HELP)
+    o = parse(FLAGS, argv, "uninstall", HELP)
+    if o is None:
         return 0
-    if pos:
-        raise OcirtError(f'"uninstall" takes no arguments, got {pos[0]!r}')
     what = inst.uninstall(o["config"], o["runtime"])
     name, cfg = o["runtime"], o["config"]
     if what == "absent":

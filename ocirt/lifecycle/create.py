@@ -137,8 +137,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
                 pass
         oom = cg is not None and isinstance(e, OcirtError) and _oom_killed(cg)
         if cg is not None:
-            from ..cgroups import remove
-            remove(cg.to_state())
+            cg.destroy()
         if rdt is not None:
             rdt.remove(force=True)  # all this create made, a closID group too
         if not ctx.own_mount_ns:
@@ -171,9 +170,8 @@ def _close_idmap_fds(ctx):
 
 
 def _oom_killed(cg):
-    from ..cgroups import oom_kills
     try:
-        return oom_kills(cg.to_state()) > 0
+        return cg.oom_kills() > 0
     except (OSError, OcirtError):
         return False
 
@@ -234,11 +232,11 @@ def _placement(cg, rdt):
     """spawn's on_intermediate: the cgroup, then the resctrl group (init inherits
     both from the intermediate)."""
     if rdt is None:
-        return cg.add_pid if cg else None
+        return cg.apply if cg else None
 
     def place(pid):
         if cg:
-            cg.add_pid(pid)
+            cg.apply(pid)
         rdt.add_pid(pid)
     return place
 

@@ -34,8 +34,8 @@ def delete(c, force=False):
 def _kill_and_wait(st, status):
     cg = st.cgroup
     if cg:
-        from ..cgroups import kill_all
-        kill_all(cg)  # thaws a paused container and kills every process in it
+        from ..cgroups import restore
+        restore(cg).kill_all()  # thaws a paused container and kills every process in it
     else:
         # rootless without a cgroup: init's descendants (its pid namespace dies with it)
         from .query import container_pids
@@ -68,8 +68,8 @@ def destroy(c):
     poststop hooks, the record."""
     st = c.state
     if st.cgroup:
-        from ..cgroups import remove
-        remove(st.cgroup)
+        from ..cgroups import restore
+        restore(st.cgroup).destroy()
     if st.intelrdt:
         from ..intelrdt import remove_state
         remove_state(st.intelrdt)

@@ -202,8 +202,8 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
 
     def on_joiner(pid):
         if cg:
-            from .. import cgroups  # the package alone: join loads no driver
-            cgroups.join(cg, pid, sub)
+            from ..cgroups import restore
+            restore(cg).join(pid, sub)
         if st.intelrdt:  # exec'd processes share the container's RDT group
             from .. import intelrdt
             intelrdt.add_exec_pid(st.intelrdt, pid)

@@ -24,15 +24,15 @@ def kill(c, sig=_signal.SIGTERM, all_processes=False):
     if num == _signal.SIGKILL and st.cgroup and not st.own_pid_namespace():
         # no pid namespace of its own: init's death takes nothing with it, so every
         # process in its cgroup gets the SIGKILL, init gone or not (as runc does)
-        from ..cgroups import kill_all
-        kill_all(st.cgroup)
+        from ..cgroups import restore
+        restore(st.cgroup).kill_all()
         return
     if status == S.STOPPED and all_processes:
         return  # runc: --all of a stopped container is no error (nothing to signal)
     c.require(S.KILL)
     if all_processes and st.cgroup:
-        from ..cgroups import signal_all
-        signal_all(st.cgroup, num)
+        from ..cgroups import restore
+        restore(st.cgroup).signal_all(num)
         return
     if all_processes:
         # no cgroup (rootless without a delegated one): init's pid namespace, or
@@ -49,9 +49,9 @@ def kill(c, sig=_signal.SIGTERM, all_processes=False):
     signal_init(st, num)
     if num == _signal.SIGKILL and status == S.PAUSED and st.cgroup:
         # a frozen process dies only once thawed (cgroup v1): thaw it, as runc does
-        from ..cgroups import thaw
+        from ..cgroups import restore
         try:
-            thaw(st.cgroup)
+            restore(st.cgroup).thaw()
         except OSError:
             pass
 

@@ -112,9 +112,9 @@ def _wait(pid, pidfd, deadline):
 def _kill_all(st, pid):
     cg = st.cgroup
     if cg:
-        from ..cgroups import kill_all
+        from ..cgroups import restore
         try:
-            kill_all(cg)
+            restore(cg).kill_all()
         except (OSError, OcirtError):
             pass
     try:
@@ -129,13 +129,14 @@ def _wait_empty(st, cid):
     cg = st.cgroup
     if not cg:
         return
-    from ..cgroups import kill_all, pids
+    from ..cgroups import restore
+    cg = restore(cg)
     deadline = time.monotonic() + _EMPTY_WAIT
     killed = False
     delay = 0.0005
-    while pids(cg):
+    while cg.pids():
         if not killed:
-            kill_all(cg)
+            cg.kill_all()
             killed = True
         if time.monotonic() > deadline:
             raise OcirtError(f"container {cid}: its cgroup still has processes "
@@ -176,5 +177,5 @@ def _reap_orphans(cg):
 def _cgroup_paths(cg):
     """What a line of /proc/PID/cgroup ends with for a process of this container (it
     names the path below each mount: the leaf, which carries the container's id)."""
-    dirs = [cg["dir"]] if cg.get("dir") else list((cg.get("dirs") or {}).values())
-    return {"/" + d.rstrip("/").rsplit("/", 1)[-1] for d in dirs}
+    from ..cgroups import restore
+    return {"/" + d.rstrip("/").rsplit("/", 1)[-1] for d in restore(cg).leaves()}

@@ -5,21 +5,20 @@ from ..errors import OcirtError
 
 
 def _cgroup(c):
-    cg = c.state.cgroup
-    if not cg:
+    """The container's cgroup manager."""
+    if not c.state.cgroup:
         raise OcirtError(f"container {c.id} has no cgroup to freeze")
-    return cg
+    from ..cgroups import restore
+    return restore(c.state.cgroup)
 
 
 def pause(c):
     cg = _cgroup(c)
     c.require(S.PAUSE)
-    from .. import cgroups
-    cgroups.freeze(cg)
+    cg.freeze()
 
 
 def resume(c):
     cg = _cgroup(c)
     c.require(S.RESUME)
-    from .. import cgroups
-    cgroups.thaw(cg)
+    cg.thaw()

@@ -20,8 +20,8 @@ def container_pids(st):
     pid namespace (or init and its descendants when it has none of its own)."""
     cg = st.cgroup
     if cg:
-        from .. import cgroups
-        return sorted(cgroups.pids(cg))
+        from ..cgroups import restore
+        return restore(cg).pids()
     init = st.pid
     try:
         init_ns = os.stat(f"/proc/{init}/ns/pid").st_ino

@@ -31,9 +31,9 @@ def update(c, resources, l3_cache_schema=None, mem_bw_schema=None):
         rdt = intelrdt.update_container(c.state.intelrdt, c.id, l3_cache_schema,
                                         mem_bw_schema)
         old = rdt.update(l3_cache_schema, mem_bw_schema)
-    from .. import cgroups
+    from ..cgroups import restore
     try:
-        cgroups.update(cg, resources, "linux.resources")
+        restore(cg).set(resources, "linux.resources")
     except BaseException:
         if rdt is not None:
             rdt.restore(old)

@@ -5,10 +5,11 @@ rlimits, the close-on-exec sweep and reaping.
 Kept apart from init.py so `exec` loads no rootfs/* module for them.
 """
 import os
+import _signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import jsonfast, syscalls as sc
-from ..errors import ConfigError
+from ..errors import ConfigError, OcirtError
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
@@ -213,6 +214,18 @@ class Channel:
             msg["fds"] = fds
         return msg
 
+    def recv_from_child(self):
+        """The next message a parent acts on, or None (EOF): what both chains' children
+        send alike is dealt with here, a "log" line logged, an "error" raised."""
+        while True:
+            msg = self.recv()
+            if msg is None or msg["type"] not in ("log", "error"):
+                return msg
+            if msg["type"] == "error":
+                raise OcirtError(msg["message"])
+            from ..log import LOG
+            LOG.debug(msg["msg"])
+
     def send_fd(self, type_, fd, **fields):
         """A message with one fd attached (SCM_RIGHTS)."""
         fields["type"] = type_
@@ -248,6 +261,25 @@ class ChildError(Exception):
 
 
 # --- reaping (run and exec in the foreground; we are the subreaper)
+
+def reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # not ours (any more): reaped by whoever it was reparented to
+
+
+def kill_and_reap(*pids):
+    """A start that failed: SIGKILL the processes it forked (0/None: not forked) and
+    reap those that are our children."""
+    pids = [p for p in pids if p]
+    for p in pids:
+        try:
+            os.kill(p, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for p in pids:
+        reap(p)
 
 def reap_status(pid):
     """Reap what has exited; the exit status of `pid` once it has, else None."""

@@ -22,7 +22,7 @@ from .. import syscalls as sc
 from ..config import NAMESPACES
 from ..errors import OcirtError
 from . import finalize  # the steps from oomScoreAdj to execve, shared with init
-from .common import Channel, ChildError
+from .common import Channel, ChildError, kill_and_reap, reap
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -129,17 +129,15 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
         cgprime.release()
         parent.send("go")
         while True:
-            msg = parent.recv()
+            msg = parent.recv_from_child()
             if msg is None:  # every child end closed: the process has exec'd
                 if proc_pid is None:
                     raise OcirtError("exec failed: the process exited before it started")
-                _reap(pid)
+                reap(pid)
                 return proc_pid
             kind = msg["type"]
             if kind == "pid":
                 proc_pid = msg["pid"]
-            elif kind == "log":
-                LOG.debug(msg["msg"])
             elif kind == "seccomp-fd":
                 from ..seccomp import recv_notify_fd
                 fd = recv_notify_fd(msg)
@@ -147,28 +145,11 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
                     on_seccomp_fd(fd, proc_pid)
                 else:
                     os.close(fd)
-            elif kind == "error":
-                raise OcirtError(msg["message"])
     except BaseException:
-        for p in (pid, proc_pid):
-            if p:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        _reap(pid)
-        if proc_pid:
-            _reap(proc_pid)
+        kill_and_reap(pid, proc_pid)
         raise
     finally:
         parent.close()
-
-
-def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def _report(chan, e):
@@ -231,20 +212,11 @@ class ExecPlan(finalize.Plan):
         proc, ctx = self.proc, self.ctx
         if not proc.get("terminal"):
             return
-        from ..terminal import (clear_onlcr, copy_size, open_pty, send_master, set_size,
-                                take_terminal)  # loaded by the parent
+        from ..terminal import hand_over  # loaded by the parent
         os.setsid()
-        master, slave = open_pty()
-        try:
-            set_size(master, proc.get("consoleSize"), f"{self.where}.consoleSize")
-            if ctx.relay_terminal:  # `ocirt exec -t` relays the caller's terminal
-                copy_size(0, master)
-                clear_onlcr(master)
-            send_master(ctx.console_conn, master)
-        finally:
-            os.close(master)
-            ctx.console_conn.close()
-        take_terminal(slave, (proc.get("user") or {}).get("uid", 0))
+        # `ocirt exec -t` without --console-socket relays the caller's terminal
+        hand_over(ctx.console_conn, proc, f"{self.where}.consoleSize", ctx.relay_terminal,
+                  caller_size=True)
 
     def before_filter(self, argv0):
         self.chan.debug(self.debug, f"setns_init: about to exec {argv0}")

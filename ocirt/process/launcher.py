@@ -22,7 +22,7 @@ import _signal as signal
 from .. import syscalls as sc
 from ..config import NAMESPACES
 from ..errors import OcirtError
-from .common import Channel, ChildError
+from .common import Channel, ChildError, kill_and_reap, reap
 
 
 class InitContext:
@@ -72,8 +72,7 @@ class InitContext:
         if self.rootless:
             from ..rootless import mount_cgroup
             return mount_cgroup(self, target, opts, where)
-        from ..cgroups import mount_in_container
-        mount_in_container(target, opts, where, self.cgroup)
+        self.cgroup.mount_in_container(target, opts, where)
 
     def setup_terminal(self):
         from ..terminal import setup_console
@@ -130,7 +129,7 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                 msg = deferred.pop(0)
             else:
                 try:
-                    msg = parent.recv()
+                    msg = parent.recv_from_child()
                 except ConnectionResetError:  # killed with data unread (OOM, SIGKILL)
                     msg = None
             if msg is None:
@@ -152,7 +151,7 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                 parent.send("maps-done", setgroups_denied=ctx.setgroups_denied)
             elif kind == "init-pid":
                 init_pid = ctx.init_pid = msg["pid"]
-                _reap(pid)
+                reap(pid)
                 pid = None
             elif kind == "hooks":
                 if ctx.hooks is not None:
@@ -165,23 +164,10 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                                              init_pid)
             elif kind == "ready":
                 return init_pid
-            elif kind == "log":
-                LOG.debug(msg["msg"])
             elif kind == "idmap":
                 _idmap_for_init(ctx, parent, init_pid, msg["index"])
-            elif kind == "error":
-                raise OcirtError(msg["message"])
     except BaseException:
-        for p in (pid, init_pid):
-            if p:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if pid:
-            _reap(pid)
-        if init_pid:
-            _reap(init_pid)
+        kill_and_reap(pid, init_pid)
         raise
     finally:
         parent.close()
@@ -216,14 +202,7 @@ def _idmap_for_init(ctx, chan, init_pid, index):
                 pass
         finally:
             os._exit(code)
-    _reap(pid)
-
-
-def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass  # init is reaped by whoever it was reparented to
+    reap(pid)
 
 
 def _report(chan, e):

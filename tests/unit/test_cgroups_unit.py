@@ -1,5 +1,6 @@
 """Unit tests of the cgroup drivers' pure parts: validation, conversions, device
-rules and the eBPF program, path handling, systemd names, CLI value parsing."""
+rules and the eBPF program, path handling, systemd names, CLI value parsing; the
+manager interface (restore from the record, placement by errno)."""
 import os
 import struct
 
@@ -418,3 +419,117 @@ def test_hugetlb_reservations_are_limited_too(tmp_path, monkeypatch, version):
     open(os.path.join(d, rsvd), "w").close()
     apply()
     assert open(os.path.join(d, rsvd)).read() == str(4 << 20)
+
+
+# --- the manager: one interface, restored from its record --------------------------
+
+V1_RECORD = {"driver": "v1", "path": "/ocirt/c1",
+             "dirs": {"memory": "/sys/fs/cgroup/memory/ocirt/c1",
+                      "freezer": "/sys/fs/cgroup/freezer/ocirt/c1", "": "/u/ocirt/c1"},
+             "hier": [["memory", "memory", "/sys/fs/cgroup/memory/ocirt/c1"],
+                      ["freezer", "freezer", "/sys/fs/cgroup/freezer/ocirt/c1"],
+                      ["", "unified", "/u/ocirt/c1"]],
+             "created": ["/sys/fs/cgroup/memory/ocirt/c1"], "cgroupns": False,
+             "linux_devices": [], "systemd": None}
+V2_RECORD = {"driver": "v2", "path": "/ocirt/c2", "dir": "/sys/fs/cgroup/ocirt/c2",
+             "mount": "/sys/fs/cgroup", "created": ["/sys/fs/cgroup/ocirt",
+                                                    "/sys/fs/cgroup/ocirt/c2"],
+             "cgroupns": True, "linux_devices": [{"type": "c", "major": 1, "minor": 3}],
+             "systemd": {"unit": "ocirt-c2.scope", "user": True}}
+
+
+@pytest.mark.parametrize("record", [V1_RECORD, V2_RECORD])
+def test_restore_gives_back_the_record_unchanged(record):
+    """state.json's ocirt.cgroup is read by the C front too: a restored manager
+    writes it back key for key, in the same order."""
+    import json
+    from ocirt import cgroups
+    m = cgroups.restore(json.loads(json.dumps(record)))
+    assert isinstance(m, base.Manager) and m.driver == record["driver"]
+    assert list(m.to_state().items()) == list(record.items())
+    assert m.placement == record["systemd"]
+    assert cgroups.restore(None) is None
+
+
+def test_leaves_and_sub_dirs():
+    from ocirt import cgroups
+    m1, m2 = cgroups.restore(V1_RECORD), cgroups.restore(V2_RECORD)
+    assert m1.leaves() == [h[2] for h in V1_RECORD["hier"]]
+    assert m2.leaves() == [V2_RECORD["dir"]]
+    assert m1.sub_dirs({"memory": "sub"}) == [V1_RECORD["hier"][0][2] + "/sub",
+                                              V1_RECORD["hier"][1][2], V1_RECORD["hier"][2][2]]
+    with pytest.raises(OcirtError, match="unknown controller"):
+        m1.sub_dirs({"bogus": "x"})
+    assert m2.sub_dirs({"": "a/b"}) == [V2_RECORD["dir"] + "/a/b"]
+    with pytest.raises(OcirtError, match="one path"):
+        m2.sub_dirs({"memory": "x"})
+
+
+@pytest.mark.parametrize("err,placed", [(13, True), (1, True), (2, False)])
+def test_a_refused_move_is_asked_of_systemd_by_errno(monkeypatch, err, placed):
+    """With a systemd placement, EACCES/EPERM from cgroup.procs (rootless, crossing a
+    cgroup the caller does not own) makes systemd move the process; any other errno
+    stands, and without a placement every failure does."""
+    from ocirt import cgroups
+
+    def refuse(pid, dirs):
+        raise OcirtError("cgroup: adding pid: some text", errno=err)
+    monkeypatch.setattr(fs, "add_pid", refuse)
+    asked = []
+    monkeypatch.setattr(systemd, "attach", lambda info, pid: asked.append((info, pid)))
+    m = cgroups.restore(V2_RECORD)
+    if placed:
+        m.apply(42)
+        m.join(43)
+        assert asked == [(V2_RECORD["systemd"], 42), (V2_RECORD["systemd"], 43)]
+    else:
+        with pytest.raises(OcirtError) as e:
+            m.apply(42)
+        assert e.value.errno == err and asked == []
+    m.placement = None
+    with pytest.raises(OcirtError):
+        m.join(44)
+
+
+def test_fs_errors_carry_errno(tmp_path):
+    import errno
+    with pytest.raises(ConfigError) as e:
+        fs.write(str(tmp_path), "missing", 1, "linux.resources.x")
+    assert e.value.errno == errno.ENOENT and e.value.field == "linux.resources.x"
+    os.mkdir(tmp_path / "adir")
+    with pytest.raises(ConfigError) as e:
+        fs.write(str(tmp_path), "adir", 1, "f")
+    assert e.value.errno == errno.EISDIR
+    with pytest.raises(OcirtError) as e:
+        fs.add_pid(1, [str(tmp_path / "nope")])
+    assert e.value.errno == errno.ENOENT and "adding pid 1" in str(e.value)
+
+
+def test_v2_manager_on_files(tmp_path):
+    """The v2 operations read and write the cgroup's files (here plain ones)."""
+    from ocirt import cgroups
+    d = str(tmp_path)
+    for name, text in (("cgroup.freeze", "0"), ("cgroup.events", "populated 1\nfrozen 1\n"),
+                       ("cgroup.procs", "7\n5\n"), ("memory.events", "oom 2\noom_kill 1\n")):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    os.mkdir(os.path.join(d, "child"))
+    with open(os.path.join(d, "child", "cgroup.procs"), "w") as f:
+        f.write("9\n5\n")
+    m = cgroups.restore(dict(V2_RECORD, dir=d, systemd=None))
+    assert m.pids() == [5, 7, 9]
+    assert not m.is_frozen()
+    m.freeze()
+    assert m.is_frozen()
+    m.thaw()
+    assert not m.is_frozen()
+    assert m.oom_kills() == 1
+    os.unlink(os.path.join(d, "cgroup.freeze"))
+    assert not m.is_frozen()  # unreadable: not frozen
+
+
+def test_a_driver_must_implement_the_interface():
+    with pytest.raises(TypeError, match="lacks"):
+        class Half(base.Manager):
+            def leaves(self):
+                return []
