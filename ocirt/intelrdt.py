@@ -18,25 +18,11 @@ import errno
 import os
 
 from .errors import ConfigError, OcirtError
+from .syscalls import unescape_mountinfo
 
 F = "linux.intelRdt"
 # names at the resctrl root that are not CLOS groups
 _RESERVED = frozenset(("info", "mon_groups", "mon_data"))
-
-
-def _unescape(s):
-    """mountinfo's octal escapes (\\040 for a space...)."""
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
 
 
 def resctrl_mount_info(mountinfo="/proc/self/mountinfo"):
@@ -46,7 +32,7 @@ def resctrl_mount_info(mountinfo="/proc/self/mountinfo"):
             for line in f:
                 right = line.partition(" - ")[2].split()
                 if right and right[0] == "resctrl":
-                    return _unescape(line.split()[4]), (right[2] if len(right) > 2 else "")
+                    return unescape_mountinfo(line.split()[4]), (right[2] if len(right) > 2 else "")
     except OSError:
         pass
     return None

@@ -316,3 +316,19 @@ def write_control(path, value, where):
             os.close(fd)
     except OSError as e:
         raise ConfigError(where, f"cannot write {value.strip()!r} to {path}: {e.strerror}") from None
+
+
+def unescape_mountinfo(s):
+    """A field of /proc/*/mountinfo: the kernel writes space, tab, newline and
+    backslash as octal escapes (\\040 ...)."""
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)

@@ -474,19 +474,30 @@ static int boolean(struct rd *r, int *v)
     return 0;
 }
 
+/* The next member of an object: its "{" before the first, a "," before the others.
+ * 1 with its key read, 0 when the object ends (its "}" read), -1 on anything else. */
+static int next_key(struct rd *r, int depth, int *first, const char **k, size_t *kn)
+{
+    if (*first) {
+        *first = 0;
+        if (!tok(r, "{"))
+            return -1;
+    } else if (!tok(r, ",")) {
+        return tok(r, "}") ? 0 : -1;
+    }
+    return member(r, depth, NULL, k, kn) ? 1 : -1;
+}
+
 /* "front": {"start": b, "kill": b, "delete": b, "remove": [[kind, dir]...],
  * "status": b}, exactly RULE_FRONT_KEYS, in any order (state.front_policy). */
 static int read_front(struct rd *r, struct record *rec, int depth)
 {
     enum { NKEYS = sizeof RULE_FRONT_KEYS / sizeof RULE_FRONT_KEYS[0] };
     int seen[NKEYS] = {0};
-    if (!tok(r, "{"))
-        return 0;
-    do {
-        const char *k;
-        size_t kn;
-        if (!member(r, depth + 1, NULL, &k, &kn))
-            return 0;
+    int first = 1, got;
+    const char *k;
+    size_t kn;
+    while ((got = next_key(r, depth + 1, &first, &k, &kn)) == 1) {
         int which = -1;
         for (int i = 0; i < NKEYS; i++)
             if (is_key(k, kn, RULE_FRONT_KEYS[i]))
@@ -528,11 +539,11 @@ static int read_front(struct rd *r, struct record *rec, int depth)
             ok = 0;
         if (!ok)
             return 0;
-    } while (tok(r, ","));
+    }
     for (int i = 0; i < NKEYS; i++)
         if (!seen[i])
             return 0;
-    return tok(r, "}");
+    return got == 0;
 }
 
 /* RULE_OWN_MEMBER's object: version, init_start, freezer and front; the rest is
@@ -540,13 +551,10 @@ static int read_front(struct rd *r, struct record *rec, int depth)
 static int read_own(struct rd *r, struct record *rec, int depth)
 {
     int version = 0, seen_start = 0, seen_freezer = 0, seen_front = 0;
-    if (!tok(r, "{"))
-        return 0;
-    do {
-        const char *k;
-        size_t kn;
-        if (!member(r, depth + 1, NULL, &k, &kn))
-            return 0;
+    int first = 1, got;
+    const char *k;
+    size_t kn;
+    while ((got = next_key(r, depth + 1, &first, &k, &kn)) == 1) {
         if (is_key(k, kn, "version")) {
             long long v;
             if (version++ || !integer(r, &v) || v != RULE_STATE_VERSION)
@@ -581,8 +589,8 @@ static int read_own(struct rd *r, struct record *rec, int depth)
         } else if (!value(r, depth + 1)) {
             return 0;
         }
-    } while (tok(r, ","));
-    return version && seen_start && seen_freezer && seen_front && tok(r, "}");
+    }
+    return got == 0 && version && seen_start && seen_freezer && seen_front;
 }
 
 static int parse_record(struct record *rec, const char *text, size_t len)

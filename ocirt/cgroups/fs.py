@@ -4,13 +4,9 @@ import os
 import _signal as signal
 
 from ..errors import ConfigError, OcirtError
+from ..syscalls import unescape_mountinfo as _unescape
 
 MOUNTINFO = "/proc/self/mountinfo"
-
-
-def _unescape(s):
-    return (s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
-            .replace("\\134", "\\"))
 
 
 def cgroup_mounts(mountinfo=MOUNTINFO):
