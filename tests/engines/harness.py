@@ -208,15 +208,26 @@ def cgroup_pids(name):
     return sorted(pids)
 
 
-def remove_cgroups(name):
-    """rmdir the cgroup trees named `name` (deepest first); the ones still busy stay."""
-    for top in cgroup_dirs(name):
-        dirs = [d for d, _s, _f in os.walk(top)]
-        for d in sorted(dirs, key=len, reverse=True):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+def remove_cgroups(name, timeout=10.0):
+    """rmdir the cgroup trees named `name` (deepest first). A tree still busy (conmon
+    exiting after the engine stopped) is retried until `timeout`; then it stays."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for top in cgroup_dirs(name):
+            if not os.path.ismount(os.path.dirname(top)):
+                # a controller this kernel lacks: conmon made plain directories (with
+                # a `tasks` file) in /sys/fs/cgroup's tmpfs; they are ours to remove
+                shutil.rmtree(top, ignore_errors=True)
+                continue
+            dirs = [d for d, _s, _f in os.walk(top)]
+            for d in sorted(dirs, key=len, reverse=True):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+        if not cgroup_dirs(name) or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 def mounts_under(path):
