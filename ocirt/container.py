@@ -68,11 +68,11 @@ class Container:
     def all(cls, opts):
         """Every container's OCI state, in id order (one being created or deleted
         meanwhile is left out)."""
-        opts = options_of(opts)
+        root = options_of(opts).state_root()
         out = []
-        for cid in _state.list_ids(opts.state_root()):
+        for cid in _state.list_ids(root):  # names of directories: ids already
             try:
-                out.append(cls.load(opts, cid).oci_state())
+                out.append(_state.oci_state_at(f"{root}/{cid}", cid))
             except Exception:  # noqa: BLE001 - a container being created or deleted
                 continue
         return out

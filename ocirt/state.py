@@ -85,11 +85,16 @@ class State:
             raise OcirtError(f"container {cid}: state.json is of another ocirt version "
                              "(delete it with that version, or remove its directory)")
         st = cls.__new__(cls)
-        for attr, key in cls.OCI:
-            setattr(st, attr, doc.get(key, {} if key == "annotations" else None))
-        st.owner = st.owner or ""
-        for k, default in cls.OWN.items():
-            setattr(st, k, own.get(k, default))
+        g = doc.get
+        # spelled out: list reads a thousand of these, and setattr in a loop costs twice
+        st.oci_version, st.id, st.pid, st.bundle = g("ociVersion"), g("id"), g("pid"), g("bundle")
+        st.rootfs, st.created, st.owner = g("rootfs"), g("created"), g("owner") or ""
+        st.annotations = g("annotations") or {}
+        g = own.get
+        st.init_start, st.freezer, st.cgroup = g("init_start"), g("freezer"), g("cgroup")
+        st.host_mounts, st.rootfs_bind = g("host_mounts", False), g("rootfs_bind", False)
+        st.hooks_poststop, st.hooks_poststart = g("hooks_poststop", ()), g("hooks_poststart", ())
+        st.exec, st.intelrdt, st.netdevices = g("exec"), g("intelrdt"), g("netdevices")
         return st
 
 
@@ -229,6 +234,13 @@ class Record:
 
     def oci_state(self):
         return self.state.oci(self.status())
+
+
+def oci_state_at(dirpath, cid):
+    """The OCI state of the container whose directory is `dirpath` (what list needs,
+    without a Record: no lock, no id check; the name came from the directory)."""
+    st = State.from_json(read_file(dirpath + "/" + rules.STATE_FILE), cid)
+    return st.oci(derive_status(dirpath, st))
 
 
 def derive_status(dirpath, st):

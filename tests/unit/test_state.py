@@ -189,3 +189,20 @@ def test_default_root(monkeypatch):
     else:
         monkeypatch.setenv("XDG_RUNTIME_DIR", "/xdg")
         assert st.default_root() == "/xdg/ocirt"
+
+
+def test_every_field_survives_the_round_trip():
+    """from_json spells the fields out (list reads a thousand records): it must know
+    every one of State.OCI and State.OWN."""
+    own = {"init_start": 7, "freezer": ["/f", "1"], "cgroup": {"driver": "v2", "dir": "/d"},
+           "host_mounts": True, "rootfs_bind": True, "hooks_poststop": [{"path": "/a"}],
+           "hooks_poststart": [{"path": "/b"}], "exec": {"namespaces": ["pid"]},
+           "intelrdt": {"path": "/r"}, "netdevices": {"eth0": {"name": "x"}}}
+    assert set(own) == set(st.State.OWN)
+    s = st.State("c1", "/b", "/b/r", "2024-01-01T00:00:00Z", {"k": "v"}, **own)
+    s.pid, s.owner = 42, "u"
+    t = st.State.from_json(s.to_json())
+    for attr, _ in st.State.OCI:
+        assert getattr(t, attr) == getattr(s, attr), attr
+    for k in st.State.OWN:
+        assert getattr(t, k) == getattr(s, k), k
