@@ -168,7 +168,9 @@ def test_keyboard_interrupt_during_the_wait_leaves_nothing(ocirt, bundle, tmp_pa
     bundle.args("sh", "-c", "sleep 300 & sleep 300").write()
     cid = ocirt.new_id()
     flag = tmp_path / "interrupted"
-    script = (f"try:\n    api.run_measured({cid!r}, B, root=ROOT)\n"
+    # SIGINT's default handler first: from a background job the test inherits it ignored
+    script = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              f"try:\n    api.run_measured({cid!r}, B, root=ROOT)\n"
               f"except KeyboardInterrupt:\n    open({str(flag)!r}, 'w').close()\n")
     env = dict(os.environ, OCIRT_ROOT=ocirt.root, BUNDLE=bundle.path, PYTHONPATH=REPO)
     head = "import os\nfrom ocirt import api\nROOT = os.environ['OCIRT_ROOT']\nB = os.environ['BUNDLE']\n"

@@ -262,13 +262,24 @@ def python_view(root, cid):
     return rec.status(), jsonfast.dumps(rec.oci_state(), indent=2) + "\n"
 
 
+
+def _default_signals():
+    for n in range(1, 32):
+        if n not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(n, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+
 @pytest.fixture(scope="module")
 def procs():
     """Processes of the test's own: live ones, a zombie, a dead pid."""
     started = []
 
     def spawn(args=("sleep", "600")):
-        p = subprocess.Popen(list(args), stdin=subprocess.DEVNULL)
+        # default dispositions: a test run from `nohup` or a background job would
+        # otherwise hand its ignored SIGHUP/SIGINT down, and the signal would not kill
+        p = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, preexec_fn=_default_signals)
         started.append(p)
         return p
 
