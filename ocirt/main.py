@@ -83,6 +83,7 @@ def _globals(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    front = from_front(os.environ)
     debug = "--debug" in argv
     cmd = None
     from .log import LOG
@@ -109,22 +110,20 @@ def main(argv=None):
                 raise OcirtError(f"No help topic for '{args[0]}'")
             sys.stdout.write(_help_of(args[0]) if args else USAGE)
             return 0
+        rootless = g["rootless"].strip().lower()
+        if rootless not in ("auto", "true", "false"):
+            raise OcirtError(f"invalid --rootless value {g['rootless']!r}: use auto, true "
+                             "or false")
         from .container import Options
         opts = Options(root=os.path.abspath(g["root"]) if g["root"] else None,
-                       systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
+                       systemd_cgroup=g["systemd-cgroup"], rootless=rootless,
                        log=g["log"], log_format=g["log-format"], debug=debug,
                        criu=g["criu"])
-        if opts.systemd_cgroup:  # transitional: the cgroup code still reads these
-            os.environ["OCIRT_SYSTEMD_CGROUP"] = "1"
-        if opts.rootless != "auto":
-            from . import rootless
-            rootless.set_mode(opts.rootless)
         mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])
         if cmd == "start":
-            # the C front released init itself and hands over what it saw (an exec
-            # boundary: the environment is the only way across)
-            return mod.main(opts, args, os.environ.pop("OCIRT_START_ERROR", None),
-                            bool(os.environ.pop("OCIRT_START_STOPPED", None))) or 0
+            return mod.main(opts, args, front["start_error"], front["start_stopped"]) or 0
+        if cmd in ("create", "run", "exec"):
+            return mod.main(opts, args, primer_fd=front["primer_fd"]) or 0
         return mod.main(opts, args) or 0
     except HelpRequested as h:
         sys.stdout.write(command_help(cmd, h.flags))
@@ -138,6 +137,25 @@ def main(argv=None):
         return 130
     except Exception as e:  # noqa: BLE001 - one line unless --debug
         return _fail(f"{type(e).__name__}: {e}", debug, cmd)
+
+
+def from_front(environ):
+    """What the C front (ocirt/_shim/front.c) did before it exec'd Python, taken out of
+    `environ` (an exec boundary: the environment is the only way across; read here
+    only, and removed so that no hook or container process inherits it):
+
+    primer_fd      create, run, exec: the pipe its cgroup primer waits on
+                   (OCIRT_PRIMER_FD; process/cgprime.py takes it), or None
+    start_error    start: the error it saw releasing init (OCIRT_START_ERROR), or None
+    start_stopped  start: init was stopped (SIGSTOP) when released (OCIRT_START_STOPPED)
+    """
+    fd = environ.pop("OCIRT_PRIMER_FD", None)
+    try:
+        fd = int(fd) if fd is not None else None
+    except ValueError:
+        fd = None
+    return {"primer_fd": fd, "start_error": environ.pop("OCIRT_START_ERROR", None),
+            "start_stopped": bool(environ.pop("OCIRT_START_STOPPED", None))}
 
 
 def _commit():

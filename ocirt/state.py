@@ -15,6 +15,7 @@ import os
 
 from . import OCI_VERSION, jsonfast, rules, status as S
 from .errors import ContainerNotFound, OcirtError
+from .status import proc_start_time, process_alive  # noqa: F401 (a process's identity)
 
 VERSION = rules.LAYOUT["version"]  # of the "ocirt" part; another is refused by name
 
@@ -271,23 +272,6 @@ def read_file(path):
             chunks.append(b)
     finally:
         os.close(fd)
-
-
-def proc_start_time(pid):
-    """The start time of `pid` (field 22 of /proc/pid/stat) and its state letter."""
-    try:
-        data = read_file(f"/proc/{pid}/stat")
-    except (FileNotFoundError, ProcessLookupError):
-        return None, None
-    rest = data[data.rindex(b")") + 2:].split()
-    return int(rest[19]), rest[0].decode()
-
-
-def process_alive(pid, start_time):
-    t, letter = proc_start_time(pid)
-    if t is None or letter in ("Z", "X"):
-        return False
-    return start_time is None or t == start_time
 
 
 def list_ids(root):

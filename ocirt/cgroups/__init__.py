@@ -41,9 +41,11 @@ def detect(ms=None):
                      "/proc/self/mountinfo)")
 
 
-def setup(cfg, cid, mode=None):
+def setup(cfg, cid, mode=None, systemd=False):
     """Create the container's cgroup(s) and apply linux.resources: the manager. Every
-    failure is a ConfigError naming the field, with everything created removed."""
+    failure is a ConfigError naming the field, with everything created removed.
+    `systemd`: --systemd-cgroup (Options.systemd_cgroup), a leaf of a transient scope
+    that systemd makes (systemd.place)."""
     linux = cfg.get("linux") or {}
     path = linux.get("cgroupsPath")
     if path is not None and not isinstance(path, str):
@@ -51,12 +53,12 @@ def setup(cfg, cid, mode=None):
     from .fs import cgroup_mounts
     ms = cgroup_mounts()  # read once: detect() and the driver's create() share it
     cls = _cls(mode or detect(ms))
-    if os.environ.get("OCIRT_SYSTEMD_CGROUP") != "1":
+    if not systemd:
         return cls.create(cfg, cid, path, mounts=ms)
     # A transient scope from systemd; the container's cgroup is a leaf in it, made and
     # given linux.resources by the same driver code as a plain path.
-    from . import systemd
-    scope = systemd.place(path, cid, cls.driver)
+    from . import systemd as sd
+    scope = sd.place(path, cid, cls.driver)
     try:
         cg = cls.create(cfg, cid, scope.path, mounts=ms)
     except BaseException:

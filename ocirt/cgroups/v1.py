@@ -277,8 +277,8 @@ def _mkdirs_once(d):
                 fs.rmdir_retry(m)
             if isinstance(e, FileNotFoundError):
                 raise
-            raise OcirtError(f"linux.cgroupsPath: cannot create cgroup {p}: {e.strerror}",
-                             errno=e.errno) from None
+            raise ConfigError("linux.cgroupsPath", f"cannot create cgroup {p}: {e.strerror}",
+                              errno=e.errno) from None
     return made
 
 

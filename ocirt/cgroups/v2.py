@@ -93,8 +93,8 @@ class V2Cgroup(base.Manager):
                 except FileExistsError:
                     pass
                 except OSError as e:
-                    raise OcirtError(f"linux.cgroupsPath: cannot create cgroup {d}: "
-                                     f"{e.strerror}", errno=e.errno) from None
+                    raise ConfigError("linux.cgroupsPath", f"cannot create cgroup {d}: "
+                                      f"{e.strerror}", errno=e.errno) from None
                 else:
                     self.created.append(d)
             if d == self.dir:

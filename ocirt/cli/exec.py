@@ -15,9 +15,11 @@ FLAGS = Flags({
 })
 
 
-def main(opts, argv):
+def main(opts, argv, primer_fd=None):
+    """`primer_fd`: the C front's cgroup primer (ocirt.main.from_front), or None."""
     from ..process import cgprime
-    cgprime.prime()  # first: the cgroup grace period runs while the rest loads
+    # first: the cgroup grace period runs while the rest loads
+    cgprime.prime(primer_fd, systemd=opts.systemd_cgroup)
     o, pos = FLAGS.parse(argv)
     if not pos:
         raise OcirtError('"exec" requires a container id')

@@ -10,9 +10,11 @@ FLAGS = Flags({
 })
 
 
-def main(opts, argv):
+def main(opts, argv, primer_fd=None):
+    """`primer_fd`: the C front's cgroup primer (ocirt.main.from_front), or None."""
     from ..process import cgprime
-    cgprime.prime()  # first: the cgroup grace period runs while the rest loads
+    # first: the cgroup grace period runs while the rest loads
+    cgprime.prime(primer_fd, systemd=opts.systemd_cgroup)
     from ..lifecycle.run import run
     o, pos = FLAGS.parse(argv, interspersed=True)
     on_exit = None

@@ -98,7 +98,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if rdt is not None:  # its group made and its schemata written before the fork
             rdt.apply()
             c.state.intelrdt = rdt.to_state()
-        cg = _cgroup(cfg, cid, root, ctx.rootless)
+        cg = _cgroup(cfg, cid, opts, ctx.rootless)
         ctx.cgroup = cg
         c.state.cgroup = cg.to_state() if cg else None
         c.state.freezer = statemod.freezer_of(c.state.cgroup)
@@ -241,12 +241,12 @@ def _placement(cg, rdt):
     return place
 
 
-def _cgroup(cfg, cid, root, rootless=False):
+def _cgroup(cfg, cid, opts, rootless=False):
     if rootless:  # a cgroup when one can be had; without one, no limit may be asked
-        from ..rootless import setup_cgroup
-        return setup_cgroup(cfg, cid)
+        from ..rootless_cgroup import setup_cgroup
+        return setup_cgroup(cfg, cid, systemd=opts.systemd_cgroup)
     from .. import cgroups
-    return cgroups.setup(cfg, cid)
+    return cgroups.setup(cfg, cid, systemd=opts.systemd_cgroup)
 
 
 def _hook_state(c, status, pid):

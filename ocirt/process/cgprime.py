@@ -19,7 +19,8 @@ file), and not with the systemd driver (its set-up forks).
 
 The C front (ocirt/_shim/front.c) does better when it starts us: it forks a
 primer process before Python even starts, which keeps the grace period passed
-until we close the pipe it gave us (OCIRT_PRIMER_FD); then no thread is needed,
+until we close the pipe it gave us (OCIRT_PRIMER_FD, which ocirt.main reads and
+the verb passes to prime()); then no thread is needed,
 and release() ends the primer once our own cgroup writes are done.
 """
 import os
@@ -29,21 +30,21 @@ _lock = None
 _primer_fd = None
 
 
-def prime():
+def prime(primer_fd=None, systemd=False):
     """Start the no-op migration on a thread (once per process), unless the front's
-    primer already runs."""
+    primer already runs. `primer_fd`: the pipe the C front's primer waits on
+    (OCIRT_PRIMER_FD, read by ocirt.main.from_front), or None; taken only when it is
+    such a pipe. `systemd`: --systemd-cgroup, whose set-up forks (no thread then)."""
     global _lock, _primer_fd
-    fd = os.environ.pop("OCIRT_PRIMER_FD", None)
-    if fd is not None and _primer_fd is None:
+    if primer_fd is not None and _primer_fd is None:
         try:
-            fd = int(fd)
-            if fd >= 64 and os.fstat(fd).st_mode & 0o170000 == 0o010000:  # the front's pipe
-                os.set_inheritable(fd, False)  # not a caller's fd; no hook gets it
-                _primer_fd = fd
+            if primer_fd >= 64 and os.fstat(primer_fd).st_mode & 0o170000 == 0o010000:
+                os.set_inheritable(primer_fd, False)  # not a caller's fd; no hook gets it
+                _primer_fd = primer_fd
                 return
-        except (ValueError, OSError):
+        except OSError:
             pass
-    if _lock is not None or os.geteuid() != 0 or os.environ.get("OCIRT_SYSTEMD_CGROUP") == "1":
+    if _lock is not None or os.geteuid() != 0 or systemd:
         return
     try:
         path = own_procs_file()  # here, not on the thread: Python code needs the GIL

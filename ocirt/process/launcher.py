@@ -70,7 +70,7 @@ class InitContext:
 
     def mount_cgroup(self, target, opts, where):
         if self.rootless:
-            from ..rootless import mount_cgroup
+            from ..rootless_cgroup import mount_cgroup
             return mount_cgroup(self, target, opts, where)
         self.cgroup.mount_in_container(target, opts, where)
 

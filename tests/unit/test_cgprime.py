@@ -57,10 +57,9 @@ def test_the_fronts_pipe_is_taken_and_released(monkeypatch):
     r, w = os.pipe()
     fd = os.dup2(w, 70, inheritable=True)
     os.close(w)
-    monkeypatch.setenv("OCIRT_PRIMER_FD", str(fd))
     try:
-        cgprime.prime()
-        assert cgprime._primer_fd == fd and "OCIRT_PRIMER_FD" not in os.environ
+        cgprime.prime(fd)
+        assert cgprime._primer_fd == fd
         assert not os.get_inheritable(fd)
         cgprime.release()
         assert os.read(r, 1) == b"", "the primer would not see its pipe closed"
@@ -72,8 +71,28 @@ def test_the_fronts_pipe_is_taken_and_released(monkeypatch):
 
 @pytest.mark.parametrize("value", ["1", "nonsense", "99999"])
 def test_anything_but_the_fronts_pipe_is_left_alone(monkeypatch, value):
-    monkeypatch.setenv("OCIRT_PRIMER_FD", value)
-    cgprime.prime()
+    from ocirt.main import from_front
+    env = {"OCIRT_PRIMER_FD": value, "OTHER": "x"}
+    fd = from_front(env)["primer_fd"]
+    assert env == {"OTHER": "x"}, "taken out of the environment"
+    cgprime.prime(fd)
     cgprime.wait()
     assert cgprime._primer_fd is None
     assert os.fstat(1) is not None  # stdout still open
+
+
+def test_no_thread_with_the_systemd_driver(monkeypatch):
+    monkeypatch.setattr(cgprime, "own_procs_file", lambda: pytest.fail("primed"))
+    cgprime.prime(None, systemd=True)
+    assert cgprime._lock is None
+
+
+def test_what_the_front_hands_over():
+    from ocirt.main import from_front
+    env = {"OCIRT_PRIMER_FD": "70", "OCIRT_START_ERROR": "boom",
+           "OCIRT_START_STOPPED": "1", "PATH": "/bin"}
+    assert from_front(env) == {"primer_fd": 70, "start_error": "boom",
+                               "start_stopped": True}
+    assert env == {"PATH": "/bin"}
+    assert from_front(env) == {"primer_fd": None, "start_error": None,
+                               "start_stopped": False}

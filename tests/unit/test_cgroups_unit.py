@@ -295,9 +295,10 @@ def test_systemd_name_checks():
 
 
 def test_dbus_addresses():
-    assert systemd._socket_paths("unix:path=/run/dbus/system_bus_socket") == \
+    from ocirt.cgroups import sdbus
+    assert sdbus._socket_paths("unix:path=/run/dbus/system_bus_socket") == \
         ["/run/dbus/system_bus_socket"]
-    assert systemd._socket_paths("tcp:host=x,port=1;unix:abstract=/tmp/a%2cb,guid=1") == \
+    assert sdbus._socket_paths("tcp:host=x,port=1;unix:abstract=/tmp/a%2cb,guid=1") == \
         ["\0/tmp/a,b"]
 
 

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from ocirt import rootless
-from ocirt.cgroups import systemd
+from ocirt import rootless_cgroup as rootless
+from ocirt.cgroups import sdbus, systemd
 from ocirt.errors import ConfigError
 
 IDENTITY = "         0          0 4294967295\n"
@@ -26,17 +26,17 @@ def _map(tmp_path, text):
 
 def test_owner_uid(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert systemd.owner_uid(_map(tmp_path, IDENTITY)) == 0
-    assert systemd.owner_uid(_map(tmp_path, ROOTLESSKIT)) == 1000
+    assert sdbus.owner_uid(_map(tmp_path, IDENTITY)) == 0
+    assert sdbus.owner_uid(_map(tmp_path, ROOTLESSKIT)) == 1000
     monkeypatch.setattr(os, "geteuid", lambda: 5)
-    assert systemd.owner_uid(_map(tmp_path, ROOTLESSKIT)) == 100004
-    assert systemd.owner_uid(_map(tmp_path, IDENTITY)) == 5
+    assert sdbus.owner_uid(_map(tmp_path, ROOTLESSKIT)) == 100004
+    assert sdbus.owner_uid(_map(tmp_path, IDENTITY)) == 5
     monkeypatch.setattr(os, "geteuid", lambda: 70000)
-    assert systemd.owner_uid(_map(tmp_path, ROOTLESSKIT)) is None
+    assert sdbus.owner_uid(_map(tmp_path, ROOTLESSKIT)) is None
     # podman's "keep-id"-like map: 0 -> 0 inside a namespace is root's
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert systemd.owner_uid(_map(tmp_path, "0 0 1\n1 100000 65536\n")) == 0
-    assert systemd.owner_uid(str(tmp_path / "absent")) == 0
+    assert sdbus.owner_uid(_map(tmp_path, "0 0 1\n1 100000 65536\n")) == 0
+    assert sdbus.owner_uid(str(tmp_path / "absent")) == 0
 
 
 @pytest.mark.parametrize("euid,owner,user", [
@@ -47,29 +47,29 @@ def test_owner_uid(tmp_path, monkeypatch):
 ])
 def test_is_user(monkeypatch, euid, owner, user):
     monkeypatch.setattr(os, "geteuid", lambda: euid)
-    monkeypatch.setattr(systemd, "owner_uid", lambda *a: owner)
-    assert systemd.is_user() is user
+    monkeypatch.setattr(sdbus, "owner_uid", lambda *a: owner)
+    assert sdbus.is_user() is user
 
 
 def test_user_endpoints(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(systemd, "owner_uid", lambda *a: 1000)
+    monkeypatch.setattr(sdbus, "owner_uid", lambda *a: 1000)
     bus = tmp_path / "bus"
     bus.write_text("")
     (tmp_path / "systemd").mkdir()
     (tmp_path / "systemd" / "private").write_text("")
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    assert systemd._endpoints(True) == [(str(bus), True),
+    assert sdbus._endpoints(True) == [(str(bus), True),
                                         (str(tmp_path / "systemd" / "private"), False)]
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path}/b%75s")
-    assert systemd._endpoints(True)[0] == (str(bus), True)
+    assert sdbus._endpoints(True)[0] == (str(bus), True)
     # no XDG_RUNTIME_DIR: /run/user/<the uid outside>, not /run/user/0
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
     seen = []
     monkeypatch.setattr(os.path, "exists", lambda p: seen.append(p) or False)
-    assert systemd._endpoints(True) == []
+    assert sdbus._endpoints(True) == []
     assert seen == ["/run/user/1000/bus", "/run/user/1000/systemd/private"]
 
 
@@ -98,7 +98,7 @@ def _auth(uid, script):
     t = threading.Thread(target=_fake_server, args=(b, script, got))
     t.start()
     try:
-        systemd.authenticate(a, uid)
+        sdbus.authenticate(a, uid)
     finally:
         a.close()
         t.join(5)
@@ -119,7 +119,7 @@ def test_authenticate_with_uid():
 
 
 def test_authenticate_rejected_is_one_clear_error():
-    with pytest.raises(systemd.AuthError) as e:
+    with pytest.raises(sdbus.AuthError) as e:
         _auth(None, [(b"\0AUTH EXTERNAL\r\n", b"REJECTED EXTERNAL\r\n")])
     assert "Authentication failed" in str(e.value) and "REJECTED" in str(e.value)
 
@@ -144,11 +144,11 @@ def test_real_bus_takes_the_empty_identity(tmp_path, monkeypatch):
                 pytest.fail(f"dbus-daemon exited: {d.stderr.read().decode()}")
             threading.Event().wait(0.02)
         sent = []
-        real = systemd.authenticate
-        monkeypatch.setattr(systemd, "_initial_userns", lambda: False)
-        monkeypatch.setattr(systemd, "authenticate",
+        real = sdbus.authenticate
+        monkeypatch.setattr(sdbus, "_initial_userns", lambda: False)
+        monkeypatch.setattr(sdbus, "authenticate",
                             lambda sock, uid: sent.append(uid) or real(sock, uid))
-        conn = systemd.Conn(str(path), True, timeout=10)
+        conn = sdbus.Conn(str(path), True, timeout=10)
         try:
             from jeepney import DBusAddress, new_method_call
             addr = DBusAddress("/org/freedesktop/DBus", bus_name="org.freedesktop.DBus",
@@ -178,7 +178,7 @@ def test_undelegated_controller_is_named(monkeypatch):
     from ocirt import cgroups
     monkeypatch.setattr(cgroups, "detect", lambda *a: "v2")
     monkeypatch.setattr(systemd, "is_user", lambda: True)
-    monkeypatch.setattr(systemd, "_user_uid", lambda: 1000)
+    monkeypatch.setattr(systemd, "user_uid", lambda: 1000)
     d = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service"
     monkeypatch.setattr(systemd, "undelegated",
                         lambda need: (d, ["cpu", "pids"], [c for c in need if c == "memory"]))
