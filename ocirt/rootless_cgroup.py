@@ -262,28 +262,14 @@ def mount_cgroup_without_own(target, opts, where, new_cgroupns):
     recursively; read-only unless the options say rw."""
     from . import syscalls as sc
     from .cgroups import fs
-    from .rootfs.mounts import remount_bind
+    from .rootfs.mounts import bind_onto
     flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
     kinds = {t for t, *_ in fs.cgroup_mounts()}
     try:
         if kinds == {"cgroup2"} and new_cgroupns:
             sc.mount("cgroup2", target, "cgroup2", flags, None)
             return
-        # `target` is /proc/self/fd/N of the mount point: after the bind it still
-        # names the directory below, so the new mount is reopened by name
-        parent = os.open(target + "/..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            name = os.path.basename(os.readlink(target))
-            sc.mount("/sys/fs/cgroup", target, None, sc.MS_BIND | sc.MS_REC, None)
-            if flags:
-                fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=parent)
-                try:
-                    remount_bind(f"/proc/self/fd/{fd}", flags)
-                finally:
-                    os.close(fd)
-        finally:
-            os.close(parent)
+        bind_onto("/sys/fs/cgroup", target, flags, recursive=True)
     except OSError as e:
         raise ConfigError(where, f"mounting the cgroup filesystem (rootless, no cgroup of "
                           f"its own): {e.strerror}") from None

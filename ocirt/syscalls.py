@@ -318,17 +318,26 @@ def write_control(path, value, where):
         raise ConfigError(where, f"cannot write {value.strip()!r} to {path}: {e.strerror}") from None
 
 
-def unescape_mountinfo(s):
-    """A field of /proc/*/mountinfo: the kernel writes space, tab, newline and
-    backslash as octal escapes (\\040 ...)."""
-    if "\\" not in s:
+def unescape(s, mark="\\", width=3, base=8):
+    """`mark` followed by `width` digits in `base` -> that character: mountinfo's octal
+    escapes (the default: space, tab, newline, backslash), D-Bus addresses' %XX."""
+    if mark not in s:
         return s
     out, i = [], 0
     while i < len(s):
-        if s[i] == "\\" and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
+        digits = s[i + 1:i + 1 + width]
+        if s[i] == mark and len(digits) == width:
+            try:
+                out.append(chr(int(digits, base)))
+                i += 1 + width
+                continue
+            except ValueError:
+                pass
+        out.append(s[i])
+        i += 1
     return "".join(out)
+
+
+def unescape_mountinfo(s):
+    """A field of /proc/*/mountinfo."""
+    return unescape(s)

@@ -1129,14 +1129,25 @@ static void start_primer(void)
 
 /* ---- the verbs ---- */
 
-static int do_state(const char *root, const char *id)
+/* The record of a container that is not stopped, and its status; Python's otherwise
+ * (`why`). */
+static struct record *load_live(const char *root, const char *id, int *dirfd,
+                                const char **status, const char *why)
 {
     char path[4096];
+    struct record *r = load(root, id, 0, dirfd, path);
+    *status = status_of(*dirfd, r);
+    if (!strcmp(*status, RULE_STATUS_STOPPED))
+        defer(why);
+    return r;
+}
+
+static int do_state(const char *root, const char *id)
+{
     int dirfd;
-    struct record *r = load(root, id, 0, &dirfd, path);
-    const char *status = status_of(dirfd, r);
-    if (!strcmp(status, RULE_STATUS_STOPPED))
-        defer("stopped: the usage comes from Python");
+    const char *status;
+    struct record *r = load_live(root, id, &dirfd, &status,
+                                 "stopped: the usage comes from Python");
     /* State.oci(status): the OCI members as they are in state.json, "status" after
      * "id", then the object closed where RULE_OWN_MEMBER began */
     char mid[64];
@@ -1158,12 +1169,9 @@ static int do_state(const char *root, const char *id)
 
 static int do_kill(const char *root, const char *id, int sig)
 {
-    char path[4096];
     int dirfd;
-    struct record *r = load(root, id, 0, &dirfd, path);
-    const char *status = status_of(dirfd, r);
-    if (!strcmp(status, RULE_STATUS_STOPPED))
-        defer("not running");
+    const char *status;
+    struct record *r = load_live(root, id, &dirfd, &status, "not running");
     if (sig == 0)
         defer("signal 0: Python checks init is there");
     if (sig == SIGKILL && !strcmp(status, RULE_STATUS_PAUSED))

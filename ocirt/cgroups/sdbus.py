@@ -105,15 +105,9 @@ def _socket_paths(address):
 
 
 def _unescape(v):
-    out, i = [], 0
-    while i < len(v):
-        if v[i] == "%" and i + 2 < len(v):
-            out.append(chr(int(v[i + 1:i + 3], 16)))
-            i += 3
-        else:
-            out.append(v[i])
-            i += 1
-    return "".join(out)
+    """D-Bus address values escape bytes as %XX."""
+    from ..syscalls import unescape
+    return unescape(v, "%", 2, 16)
 
 
 def _endpoints(user):

@@ -179,24 +179,13 @@ class V2Cgroup(base.Manager):
         return v2_usage(self.dir)
 
     def mount_in_container(self, target, opts, where):
-        from ..rootfs.mounts import remount_bind
+        from ..rootfs.mounts import bind_onto
         flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         try:
             if self.cgroupns:
                 sc.mount("cgroup2", target, "cgroup2", flags, None)
             else:
-                parent = os.open(target + "/..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    name = os.path.basename(os.readlink(target))
-                    sc.mount(self.dir, target, None, sc.MS_BIND, None)
-                    fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, dir_fd=parent)
-                    try:
-                        remount_bind(f"/proc/self/fd/{fd}", flags)
-                    finally:
-                        os.close(fd)
-                finally:
-                    os.close(parent)
+                bind_onto(self.dir, target, flags)
         except OSError as e:
             raise ConfigError(where, f"mounting cgroup2: {e.strerror}") from None
 

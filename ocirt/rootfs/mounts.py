@@ -417,6 +417,25 @@ def remount_bind(target, attrs, cleared=0):
         sc.mount(None, target, None, flags | locked, None)
 
 
+
+def bind_onto(source, target, flags, recursive=False):
+    """Bind `source` onto `target` (/proc/self/fd/N of the mount point), then apply
+    `flags` to the new mount. After the bind the fd still names the directory below,
+    so the new mount is reopened by name from its parent."""
+    parent = os.open(target + "/..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        name = os.path.basename(os.readlink(target))
+        sc.mount(source, target, None, sc.MS_BIND | (sc.MS_REC if recursive else 0), None)
+        if flags:
+            fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=parent)
+            try:
+                remount_bind(f"/proc/self/fd/{fd}", flags)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(parent)
+
 def unmount_below(rootfs, self_bind=False):
     """Detach every mount strictly below `rootfs` in this mount namespace, deepest first
     (what a container without its own mount namespace left on the host); with
