@@ -50,8 +50,8 @@ def load(bundle):
     verdict = cache_get("schema", key) if isinstance(cfg, dict) else None
     if verdict is None:
         check(cfg)
-        from . import schema
-        unknown = schema.unknown_fields(cfg)
+        from .fields import unknown_fields
+        unknown = unknown_fields(cfg)
         verdict = "\n".join(["ok"] + unknown).encode()
         cache_put("schema", key, verdict)
     else:

@@ -485,3 +485,24 @@ class Holder:
     def close(self):
         self.p.kill()
         self.p.wait()
+
+
+# --- the qemu guest (tests/vm) ---------------------------------------------------
+
+def guest_harness(what, systemd=False):
+    """tests/vm/guest.py, or a skip naming why the guest `what` needs is unavailable
+    (and inside the guest itself: those tests run there directly)."""
+    import pytest
+    if os.environ.get("OCIRT_IN_GUEST") == "1":
+        pytest.skip("already inside the guest")
+    sys.path.insert(0, os.path.join(REPO, "tests", "vm"))
+    try:
+        import guest
+    except ImportError as e:
+        pytest.skip(f"the qemu guest harness cannot load: {e}")
+    ok, why = guest.systemd_available() if systemd else guest.available()
+    if not ok:
+        pytest.skip(f"{what} needs the {'systemd ' if systemd else ''}qemu guest, which "
+                    f"is unavailable: {why}")
+    return guest
+

@@ -11,11 +11,10 @@ host, test_without_systemd_fails_clearly checks the error when systemd is absent
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from helpers import assert_error, wait_for
+from helpers import assert_error, guest_harness, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -44,14 +43,7 @@ need_systemd = pytest.mark.skipif(
 def test_systemd_suite_in_the_guest():
     if IN_GUEST or SYSTEMD:
         pytest.skip("systemd runs here: the tests below run directly")
-    sys.path.insert(0, os.path.join(REPO, "tests", "vm"))
-    try:
-        import guest
-    except ImportError as e:
-        pytest.skip(f"the qemu guest harness cannot load: {e}")
-    ok, why = guest.systemd_available()
-    if not ok:
-        pytest.skip(f"the systemd guest is unavailable: {why}")
+    guest = guest_harness("the --systemd-cgroup suite", systemd=True)
     cmd = (f"cd {REPO} && OCIRT_IN_GUEST=1 {REPO}/.venv/bin/python -m pytest -q -rs "
            f"-p no:cacheprovider tests/conformance/test_cgroups_systemd.py 2>&1")
     rc, out = guest.run_in_guest(cmd, timeout=2400, systemd=True)

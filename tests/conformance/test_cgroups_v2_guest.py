@@ -2,25 +2,15 @@
 the qemu guest (tests/vm: a pure cgroup v2 kernel, every controller at
 /sys/fs/cgroup), through the same real CLI. On a v2 host they also run directly."""
 import os
-import sys
 
-import pytest
+from helpers import guest_harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def test_cgroup_v2_suite_in_the_guest():
-    if os.environ.get("OCIRT_IN_GUEST") == "1":
-        pytest.skip("already inside the guest")
-    sys.path.insert(0, os.path.join(REPO, "tests", "vm"))
-    try:
-        from guest import available, run_in_guest
-    except ImportError as e:
-        pytest.skip(f"the qemu guest harness cannot load: {e}")
-    ok, why = available()
-    if not ok:
-        pytest.skip(f"cgroup v2 tests need the qemu guest, which is unavailable: {why}")
+    run_in_guest = guest_harness("cgroup v2 tests").run_in_guest
     # By default only the v2-specific file; OCIRT_TEST_V2_FULL=1 adds the v1-and-v2 file
     # (the whole run takes 10-20 minutes
     # under emulation)

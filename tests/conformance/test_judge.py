@@ -9,7 +9,6 @@ import subprocess
 import tempfile
 import time
 
-import pytest
 
 from helpers import REPO
 

@@ -15,11 +15,10 @@ import json
 import os
 import re
 import shlex
-import sys
 
 import pytest
 
-from helpers import OCIRT
+from helpers import OCIRT, guest_harness
 from rootless_user import RootlessUser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,18 +50,7 @@ print("walled", json.dumps(dataclasses.asdict(r)))
 
 
 def _guest():
-    if os.environ.get("OCIRT_IN_GUEST") == "1":
-        pytest.skip("already inside the guest")
-    sys.path.insert(0, os.path.join(REPO, "tests", "vm"))
-    try:
-        from guest import available, run_in_guest
-    except ImportError as e:
-        pytest.skip(f"the qemu guest harness cannot load: {e}")
-    ok, why = available()
-    if not ok:
-        pytest.skip(f"the delegated cgroup v2 test needs the qemu guest, which is "
-                    f"unavailable: {why}")
-    return run_in_guest
+    return guest_harness("the delegated cgroup v2 test").run_in_guest
 
 
 def _config(user, args, resources=None):

@@ -21,11 +21,10 @@ import os
 import re
 import shlex
 import shutil
-import sys
 
 import pytest
 
-from helpers import OCIRT
+from helpers import OCIRT, guest_harness
 import rootless_user
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,21 +48,7 @@ NEEDS = [
 
 
 def _guest():
-    if os.environ.get("OCIRT_IN_GUEST") == "1":
-        pytest.skip("already inside the guest")
-    sys.path.insert(0, os.path.join(REPO, "tests", "vm"))
-    try:
-        import guest
-    except ImportError as e:
-        pytest.skip(f"the qemu guest harness cannot load: {e}")
-    ok, why = guest.systemd_available()
-    if not ok:
-        pytest.skip(f"rootless Docker is tested in the systemd guest, which is "
-                    f"unavailable: {why}")
-    missing = [f"{p} (apt-get install {pkg})" for p, pkg in NEEDS if not os.path.exists(p)]
-    if missing:
-        pytest.skip("rootless Docker in the guest needs " + ", ".join(missing))
-    return guest
+    return guest_harness("rootless Docker", systemd=True)
 
 
 def _closed_dirs():

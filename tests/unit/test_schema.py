@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from ocirt import schema
+from ocirt import fields, schema
 from ocirt.errors import ConfigError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -971,7 +971,7 @@ def test_schema_found_in_installed_layout(tmp_path):
 
 
 def test_unknown_fields_lists_what_the_schema_does_not_name():
-    assert schema.unknown_fields(RICH) == []
+    assert fields.unknown_fields(RICH) == []
     doc = json.loads(json.dumps(RICH))
     doc["root"]["x-future"] = 1
     doc["linux"]["netDevices"]["eth1"]["mtu"] = 9000
@@ -979,6 +979,6 @@ def test_unknown_fields_lists_what_the_schema_does_not_name():
     doc["annotations"]["x"] = "y"
     doc["mounts"][1]["newOpt"] = True
     doc["linux"]["seccomp"]["syscalls"][2]["args"][0]["extra"] = 0
-    assert schema.unknown_fields(doc) == [
+    assert fields.unknown_fields(doc) == [
         'root["x-future"]', "mounts[1].newOpt", "linux.netDevices.eth1.mtu",
         "linux.seccomp.syscalls[2].args[0].extra"]
