@@ -57,16 +57,12 @@ def final_report(cid, root, status, wall=None):
     return out
 
 
-def usage_writer(path, cid, root):
-    """ocirt run --usage-file F: returns on_exit(status, wall), called after the
-    container's process exits and before delete removes the cgroup."""
+def write_report(path, cid, root, status, wall=None):
+    """ocirt run --usage-file F: after the container's process exits and before delete
+    removes the cgroup, F gets final_report (atomically)."""
     path = os.path.abspath(path)
-
-    def on_exit(status, wall=None):
-        rep = final_report(cid, root, status, wall)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(jsonfast.dumps(rep, indent=2) + "\n")
-        os.rename(tmp, path)
-    on_exit.takes_wall = True
-    return on_exit
+    rep = final_report(cid, root, status, wall)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(jsonfast.dumps(rep, indent=2) + "\n")
+    os.rename(tmp, path)

@@ -17,12 +17,8 @@ def main(opts, argv, primer_fd=None):
     cgprime.prime(primer_fd, systemd=opts.systemd_cgroup)
     from ..lifecycle.run import run
     o, pos = FLAGS.parse(argv, interspersed=True)
-    on_exit = None
-    if o["usage-file"]:
-        from ..usage import usage_writer
-        on_exit = usage_writer(o["usage-file"], need_id(pos, "run"), opts)
     return run(need_id(pos, "run"), o["bundle"], opts=opts, detach=o["detach"],
                keep=o["keep"], pid_file=o["pid-file"], console_socket=o["console-socket"],
                no_pivot=o["no-pivot"], no_new_keyring=o["no-new-keyring"],
-               preserve_fds=o["preserve-fds"], on_exit=on_exit,
+               preserve_fds=o["preserve-fds"], usage_file=o["usage-file"],
                pidfd_socket=o["pidfd-socket"])

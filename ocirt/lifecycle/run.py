@@ -19,7 +19,7 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         console_socket=None, no_pivot=False, no_new_keyring=False, preserve_fds=0,
-        on_exit=None, pidfd_socket=None, opts=None):
+        on_exit=None, pidfd_socket=None, opts=None, usage_file=None):
     opts = options_of(opts or root)
     if not detach:
         # init's parent (the intermediate) exits; as subreaper we inherit init and wait for it.
@@ -80,11 +80,11 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if usage_file:  # start to exit, in s
+        from ..usage import write_report
+        write_report(usage_file, cid, opts, status, monotonic() - t0)
     if on_exit is not None:
-        if getattr(on_exit, "takes_wall", False):  # --usage-file: start to exit, in s
-            on_exit(status, monotonic() - t0)
-        else:
-            on_exit(status)
+        on_exit(status)
     if not keep:
         Container.handle(opts, cid).delete(force=True)
     return status
