@@ -76,8 +76,11 @@ def throughput(fn, jobs, conc):
 def phases(bundle, root, n=50):
     """ocirt's run_measured split into its steps (median ms over n runs)."""
     from ocirt import config
-    from ocirt.lifecycle import create as C, delete as D, measured as M, start as S
-    out = {"create": [], "start+wait": [], "verdict": [], "delete": [], "config.load": []}
+    from ocirt.container import Container, options_of
+    from ocirt.lifecycle import create as C, measured as M, start as S
+    from ocirt.usage import verdict
+    opts = options_of(root)
+    out = {"config.load": [], "create": [], "start+wait": [], "verdict": [], "delete": []}
     for i in range(n):
         cid = f"ojp-{i}"
         t0 = time.perf_counter_ns()
@@ -85,22 +88,30 @@ def phases(bundle, root, n=50):
         t1 = time.perf_counter_ns()
         fds = (os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY),
                os.open(os.devnull, os.O_WRONLY))
-        t1b = time.perf_counter_ns()
-        pid = C.create(cid, bundle, root=root, park=False, stdio=fds)
-        t2 = time.perf_counter_ns()
-        for fd in fds:
-            os.close(fd)
-        pidfd = os.pidfd_open(pid)
-        S.start(cid, root=root)
-        M._wait(pid, pidfd, None)
-        os.close(pidfd)
-        t3 = time.perf_counter_ns()
-        from ocirt import state as st
-        c = st.Container(root, cid)
-        c.load()
-        M.verdict(c.state, 0)
-        t4 = time.perf_counter_ns()
-        D.delete(cid, force=True, root=root)
+        try:
+            t1b = time.perf_counter_ns()
+            pid = C.create(cid, bundle, opts=opts, park=False, stdio=fds)
+            t2 = time.perf_counter_ns()
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            c = Container.load(opts, cid)
+            pidfd = os.pidfd_open(pid)
+            try:
+                c.rec.lock()
+                try:
+                    S.start(c)
+                finally:
+                    c.unlock()
+                status = M._wait(pid, pidfd, None)
+            finally:
+                os.close(pidfd)
+            t3 = time.perf_counter_ns()
+            verdict(c.state, status, False, 0.0)
+            t4 = time.perf_counter_ns()
+        finally:
+            Container.handle(opts, cid).delete(force=True)
         t5 = time.perf_counter_ns()
         for k, v in (("config.load", t1 - t0), ("create", t2 - t1b), ("start+wait", t3 - t2),
                      ("verdict", t4 - t3), ("delete", t5 - t4)):

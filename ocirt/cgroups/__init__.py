@@ -41,11 +41,13 @@ def detect(ms=None):
                      "/proc/self/mountinfo)")
 
 
-def setup(cfg, cid, mode=None, systemd=False):
+def setup(cfg, cid, mode=None, systemd=False, defer=False):
     """Create the container's cgroup(s) and apply linux.resources: the manager. Every
     failure is a ConfigError naming the field, with everything created removed.
     `systemd`: --systemd-cgroup (Options.systemd_cgroup), a leaf of a transient scope
-    that systemd makes (systemd.place)."""
+    that systemd makes (systemd.place).
+    `defer`: only plan (validate) it; the caller's make() makes it (not with systemd,
+    whose scope is made here)."""
     linux = cfg.get("linux") or {}
     path = linux.get("cgroupsPath")
     if path is not None and not isinstance(path, str):
@@ -54,7 +56,7 @@ def setup(cfg, cid, mode=None, systemd=False):
     ms = cgroup_mounts()  # read once: detect() and the driver's create() share it
     cls = _cls(mode or detect(ms))
     if not systemd:
-        return cls.create(cfg, cid, path, mounts=ms)
+        return (cls.plan if defer else cls.create)(cfg, cid, path, mounts=ms)
     # A transient scope from systemd; the container's cgroup is a leaf in it, made and
     # given linux.resources by the same driver code as a plain path.
     from . import systemd as sd

@@ -384,11 +384,13 @@ class Manager:
     #   stats()         runc's `events --stats` data; usage(): the final-usage summary
     #   oom_kills()     the cgroup's OOM kill count
     #   mount_in_container(target, opts, where)   a cgroup mount, in init
+    #   plan(cfg, cid, path, mounts)   classmethod: paths and writes, validated,
+    #                   nothing made yet; make() then makes them (_make_dirs())
     #   _frozen() (may raise OSError), _probe() (a leaf whose emptiness says no
     #   process is left, or None), _restore(record), _own_state() (the record's keys)
-    DRIVER = ("leaves", "sub_dirs", "set", "freeze", "thaw", "kill_all", "stats", "usage",
-              "oom_kills", "mount_in_container", "_frozen", "_probe", "_restore",
-              "_own_state")
+    DRIVER = ("plan", "leaves", "sub_dirs", "set", "freeze", "thaw", "kill_all", "stats",
+              "usage", "oom_kills", "mount_in_container", "_make_dirs", "_frozen", "_probe",
+              "_restore", "_own_state")
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -402,6 +404,28 @@ class Manager:
         self.cgroupns = False
         self.linux_devices = []
         self.placement = None
+        self.made = True            # False from plan() until make() has succeeded
+        self._ops = None            # plan()'s writes
+
+    @classmethod
+    def create(cls, cfg, cid, path, mounts=None):
+        """plan() and make() in one."""
+        self = cls.plan(cfg, cid, path, mounts)
+        self.make()
+        return self
+
+    def make(self):
+        """The dirs and writes plan() validated; on any failure, what this made goes.
+        create does it after init is forked, so init's own set-up runs meanwhile."""
+        if self.made:
+            return
+        try:
+            self._make_dirs()
+            run(self._ops)
+        except BaseException:
+            self._rollback()
+            raise
+        self.made, self._ops = True, None
 
     # --- the record --------------------------------------------------------------
     @classmethod
@@ -478,6 +502,8 @@ class Manager:
     def destroy(self):
         """Kill leftovers and rmdir the dirs this container created (never others);
         with a systemd placement, then stop the scope ocirt started."""
+        if not self.made:
+            return  # nothing is left of it, and a cgroup already there is not ours to empty
         try:
             fs.remove_dirs(self.created, set(self.leaves()), self._probe(),
                            self.kill_all)

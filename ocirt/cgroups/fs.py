@@ -143,6 +143,21 @@ def add_pid(pid, dirpaths):
                              errno=e.errno) from None
 
 
+def check_makeable(d):
+    """A cgroup dir the caller may not make is refused while planning, before init is
+    forked (the mkdir itself comes after): the error the mkdir would give, earlier."""
+    cur = d
+    while not os.path.isdir(cur):
+        up = os.path.dirname(cur)
+        if up == cur:
+            return
+        cur = up
+    if cur != d and not os.access(cur, os.W_OK | os.X_OK, effective_ids=True):
+        first = cur.rstrip("/") + "/" + d[len(cur.rstrip("/")) + 1:].split("/")[0]
+        raise ConfigError("linux.cgroupsPath", f"cannot create cgroup {first}: "
+                          f"{os.strerror(errno.EACCES)}", errno=errno.EACCES)
+
+
 def procs(dirpath, recursive=True):
     """Pids in a cgroup dir (and, recursively, its children)."""
     out = []

@@ -54,7 +54,7 @@ class V1Cgroup(base.Manager):
 
     # --- creation ------------------------------------------------------------
     @classmethod
-    def create(cls, cfg, cid, path, mounts=None):
+    def plan(cls, cfg, cid, path, mounts=None):
         linux = cfg.get("linux") or {}
         res = base.check_sections(linux.get("resources"), RES)
         if path:
@@ -70,16 +70,12 @@ class V1Cgroup(base.Manager):
             self._mounts.append((key, ctrls, root, mp))
             p = fs.clean_path(own[key] + "/" + path) if rel else cgpath
             d = fs.under_mount(mp, root, p)
+            fs.check_makeable(d)
             self.hier.append((key, os.path.basename(mp), d))
             for c in ctrls or [key]:
                 self.dirs[c] = d
-        ops = plan(self.dirs, res, RES, linux_devices=linux.get("devices"))
-        try:
-            self._make_dirs()
-            base.run(ops)
-        except BaseException:
-            self._rollback()
-            raise
+        self._ops = plan(self.dirs, res, RES, linux_devices=linux.get("devices"))
+        self.made = False
         return self
 
     def _make_dirs(self):

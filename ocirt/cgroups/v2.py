@@ -53,7 +53,7 @@ class V2Cgroup(base.Manager):
         return [self.dir]
 
     @classmethod
-    def create(cls, cfg, cid, path, mounts=None):
+    def plan(cls, cfg, cid, path, mounts=None):
         linux = cfg.get("linux") or {}
         res = base.check_sections(linux.get("resources"), RES)
         mp, mroot = mount_of(mounts)
@@ -67,20 +67,17 @@ class V2Cgroup(base.Manager):
         self = cls(cgpath)
         self.mount = mp
         self.dir = fs.under_mount(mp, mroot, cgpath)
+        fs.check_makeable(self.dir)
         self._init_from_config(linux)
-        ops, required = plan(self.dir, res, RES, linux.get("devices"), update=False,
-                             check_files=False)
-        try:
-            self._make(required)
-            base.run(ops)
-        except BaseException:
-            self._rollback()
-            raise
+        self._ops, self._required = plan(self.dir, res, RES, linux.get("devices"),
+                                         update=False, check_files=False)
+        self.made = False
         return self
 
-    def _make(self, required):
+    def _make_dirs(self):
         """mkdir the path, enabling controllers on the way down, obeying the
         no-internal-process rule."""
+        required = self._required
         rel = os.path.relpath(self.dir, self.mount)
         chain = [self.mount]
         if rel != ".":

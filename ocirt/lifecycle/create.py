@@ -92,16 +92,15 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if proc.get("terminal"):
             from ..terminal import connect_console
             ctx.console_conn = console_receiver or connect_console(console_socket)
-        # The cgroup last before the fork: its first mkdir waits for cgprime's no-op
-        # migration (which holds the kernel's cgroup mutex through its grace period),
-        # so everything above runs meanwhile.
         if rdt is not None:  # its group made and its schemata written before the fork
             rdt.apply()
             c.state.intelrdt = rdt.to_state()
+        # The cgroup is validated now and made by the placement, after the fork: init
+        # sets up what it may meanwhile (launcher.py); its first mkdir would also wait
+        # for cgprime's no-op migration (which holds the kernel's cgroup mutex through
+        # its grace period).
         cg = _cgroup(cfg, cid, opts, ctx.rootless)
         ctx.cgroup = cg
-        c.state.cgroup = cg.to_state() if cg else None
-        c.state.freezer = statemod.freezer_of(c.state.cgroup)
         if _idmap.needed(cfg, not ctx.rootless):  # after caller_fds was taken
             ctx.idmap_fds = _idmap.prepare(cfg, bundle, rootfs, not ctx.rootless,
                                            ctx.detached_locked, ctx.idmap_late)
@@ -111,6 +110,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         _close_idmap_fds(ctx)
         listener.close()
         listener = None
+        c.state.cgroup = cg.to_state() if cg else None
+        c.state.freezer = statemod.freezer_of(c.state.cgroup)
         c.state.pid = init_pid
         c.state.init_start = statemod.proc_start_time(init_pid)[0]
         if netdevs is not None:
@@ -229,15 +230,17 @@ def _intelrdt(cfg, cid):
 
 
 def _placement(cg, rdt):
-    """spawn's on_intermediate: the cgroup, then the resctrl group (init inherits
-    both from the intermediate)."""
-    if rdt is None:
-        return cg.apply if cg else None
+    """spawn's on_intermediate: the cgroup made (if it was only planned) and joined,
+    then the resctrl group (init inherits both from the intermediate)."""
+    if cg is None and rdt is None:
+        return None
 
     def place(pid):
         if cg:
+            cg.make()
             cg.apply(pid)
-        rdt.add_pid(pid)
+        if rdt is not None:
+            rdt.add_pid(pid)
     return place
 
 
@@ -246,7 +249,7 @@ def _cgroup(cfg, cid, opts, rootless=False):
         from ..rootless_cgroup import setup_cgroup
         return setup_cgroup(cfg, cid, systemd=opts.systemd_cgroup)
     from .. import cgroups
-    return cgroups.setup(cfg, cid, systemd=opts.systemd_cgroup)
+    return cgroups.setup(cfg, cid, systemd=opts.systemd_cgroup, defer=True)
 
 
 def _hook_state(c, status, pid):

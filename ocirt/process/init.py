@@ -30,20 +30,24 @@ def run_init(ctx, chan, exec_listener):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     os.setsid()
 
-    # --- process attributes that need no filesystem (finalize.py, P1-P5)
-    finalize.prepare(plan)
+    # Up to ctx.placed(), init may not yet be in the container's cgroup (ctx.early,
+    # launcher.py): only what stays inside its own new namespaces and allocates
+    # little, by no measure of the image's or the user's, happens before it.
     if any(t == "uts" for t, _ in ctx.namespaces):  # new, or joined by path as runc allows
         if cfg.get("hostname"):
             sc.sethostname(cfg["hostname"])
         if cfg.get("domainname"):
             sc.setdomainname(cfg["domainname"])
-    for key, value in ((cfg.get("linux") or {}).get("sysctl") or {}).items():
-        sc.write_control("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
     if "network" in new_ns:
         sc.if_up("lo")
 
-    # --- the root filesystem
+    # --- the root filesystem (in the container's cgroup by its end)
     prepare_rootfs(ctx, chan)
+    for key, value in ((cfg.get("linux") or {}).get("sysctl") or {}).items():
+        sc.write_control("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl.{key}")
+    # --- process attributes that need no filesystem (finalize.py, P1-P5): the
+    # scheduler and the CPUs after the cgroup placement (cpuset)
+    finalize.prepare(plan)
     if ctx.hooks is not None:  # without hooks there is nothing to wait for
         chan.send("hooks", phase="createRuntime")
         ctx.init_pid = chan.expect("hooks-done").get("pid")  # our host pid, for hook state
@@ -162,12 +166,16 @@ def prepare_rootfs(ctx, chan=None):
         if label and not attrs.selinux_enabled():
             label = None  # nothing to label (the parent said so)
         for i, m in enumerate(cfg.get("mounts") or []):
+            if not mounts.before_placement(m):
+                ctx.placed()
             tree = ctx.idmap_fds.get(i)
             if i in ctx.idmap_late:  # a source inside the rootfs, complete only now
+                ctx.placed()
                 tree = ctx.idmap_fds[i] = _idmap_late(ctx, chan, m, i)
             mounts.do_mount(rootfd, m, i, ctx.bundle, ctx.mount_cgroup, tree,
                             ctx.readonly_later, rootfs, ctx.detached_locked.get(i),
                             label)
+        ctx.placed()  # device nodes under the devices controller, as runc makes them
         if devices.needs_dev_setup(cfg):
             devices.create_devices(rootfd, cfg, bind_from_host=_no_mknod(ctx))
             devices.create_links(rootfd)

@@ -16,6 +16,7 @@ the cgroup, then joins and unshares the other namespaces (the cgroup one after
 the placement, so the container's cgroup is its root). One fork less on every
 create without a user namespace.
 """
+import errno
 import os
 import _signal as signal
 
@@ -57,6 +58,10 @@ class InitContext:
         self.readonly_later = []  # (destination, flags) remounted read-only at the end
         self.mempolicy = None  # mempolicy.parse() of linux.memoryPolicy
         self.on_netns = None  # f(init_pid), once init's namespaces exist (netDevices)
+        # init: wait until create has made the cgroup and moved init in (the "go");
+        # set by _init_directly when init goes on before it (`early`)
+        self.placed = _nothing
+        self.early = False
         from ..log import LOG
         self.debug = LOG.debug_on  # init's debug lines go to the parent over the channel
 
@@ -117,12 +122,19 @@ def spawn(ctx, exec_listener, on_intermediate=None):
         init_pid = ctx.init_pid = pid
         pid = None
     try:
-        if on_intermediate is not None:
-            on_intermediate(pid or init_pid)
-        from . import attrs
-        attrs.reset_affinity(pid or init_pid)  # after the cgroup placement (cpuset)
-        cgprime.release()
-        parent.send("go")
+        try:
+            if on_intermediate is not None:
+                on_intermediate(pid or init_pid)
+            from . import attrs
+            attrs.reset_affinity(pid or init_pid)  # after the cgroup placement (cpuset)
+            cgprime.release()
+            parent.send("go")
+        except (OSError, OcirtError) as e:
+            # init goes on before the go (ctx.early): when it has failed already, a
+            # move that finds it gone, or a go it can no longer read, would hide why
+            if isinstance(e, OSError) or e.errno == errno.ESRCH:
+                _raise_child_error(parent)
+            raise
         deferred = []
         while True:
             if deferred and init_pid is not None:
@@ -173,6 +185,17 @@ def spawn(ctx, exec_listener, on_intermediate=None):
         parent.close()
         if ctx.console_conn is not None:
             ctx.console_conn.close()  # init has its copy
+
+
+def _raise_child_error(chan):
+    """Raise the error the child has sent already, if it has."""
+    chan.sock.setblocking(False)
+    try:
+        chan.recv_from_child()  # raises the child's error; else there is nothing to add
+    except BlockingIOError:
+        pass
+    finally:
+        chan.sock.setblocking(True)
 
 
 def _idmap_for_init(ctx, chan, init_pid, index):
@@ -276,13 +299,35 @@ def _become_root_of_joined_userns(ctx):
 
 def _init_directly(ctx, chan, exec_listener):
     """Init forked by create itself (already pid 1 of a new pid namespace if one is
-    asked for): the intermediate's work but the user namespace, then init's."""
+    asked for): the intermediate's work but the user namespace, then init's.
+
+    While create makes the cgroup and moves init in (the "go"), init may already
+    unshare its namespaces and make the mounts that neither allocate by the image's
+    or the user's measure nor need the cgroup (run_init calls ctx.placed() before
+    the rest) -- when nothing it does then reaches outside it: every namespace new,
+    a mount namespace among them. Otherwise it waits for the go first."""
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before any namespace is joined
-    chan.expect("go")
-    _join(ctx)
-    _unshare(ctx.new_ns - {"pid"})
+    if ctx.own_mount_ns and not any(p for _, p in ctx.namespaces):
+        _unshare(ctx.new_ns - {"pid", "cgroup"})
+        # the cgroup namespace after the move: the container's cgroup is its root
+        ctx.placed = lambda: _placed(ctx, chan, ctx.new_ns & {"cgroup"})
+        ctx.early = True
+    else:
+        chan.expect("go")
+        _join(ctx)
+        _unshare(ctx.new_ns - {"pid"})
     from .init import run_init
     run_init(ctx, chan, exec_listener)  # execs or raises
+
+
+def _placed(ctx, chan, later):
+    ctx.placed = _nothing
+    chan.expect("go")
+    _unshare(later)
+
+
+def _nothing():
+    pass
 
 
 def _direct(ctx):

@@ -130,6 +130,18 @@ def is_bind(m):
     return parse_options(m.get("options")).is_bind or m.get("type") == "bind"
 
 
+_BEFORE_PLACEMENT = frozenset(("", "proc", "sysfs", "tmpfs", "devpts", "mqueue"))
+
+
+def before_placement(m):
+    """May init make this mount before it is in the container's cgroup? Yes for a bind
+    and the kernel's small filesystems; no for a cgroup mount (it needs the cgroup),
+    tmpcopyup (it fills memory by the image's measure) and any other filesystem."""
+    opts = m.get("options") or []
+    return mount_type(m) in _BEFORE_PLACEMENT and isinstance(opts, list) \
+        and "tmpcopyup" not in opts
+
+
 # --- resolving inside the rootfs ---------------------------------------------
 
 def _fd_path(fd):

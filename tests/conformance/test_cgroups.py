@@ -807,6 +807,34 @@ def test_memory_limit_too_small_for_init(ocirt, verb):
     assert ocirt.state_dirs() == []
 
 
+def test_what_init_copies_is_charged_to_the_container(ocirt):
+    """create forks init before it makes the cgroup, and init goes on meanwhile; but
+    what it fills by the image's measure (a tmpcopyup tmpfs) comes only after it is
+    in the container's cgroup: those pages count against the container, not the
+    caller."""
+    size = 24 << 20
+    cid, b = mk(ocirt, ["sleep", "600"], {"memory": {"limit": 512 << 20}})
+    # a deep new path: many mkdirs for create after the fork, while init goes on
+    deep = "/".join(f"d{i}" for i in range(16))
+    b.config["linux"]["cgroupsPath"] = f"{cg_path(ocirt, cid)}/{deep}"
+    big = os.path.join(b.rootfs, "big")
+    os.makedirs(big)
+    with open(os.path.join(big, "blob"), "wb") as f:
+        f.write(os.urandom(1 << 20) * (size >> 20))
+    # first of the mounts: before any mount that needs the cgroup itself
+    b.config["mounts"].insert(0, {"destination": "/big", "type": "tmpfs", "source": "tmpfs",
+                                  "options": ["tmpcopyup"]})
+    b.write()
+    ocirt.create(cid, b).ok()
+    try:
+        with open(os.path.join(cg_dir(ocirt, cid), deep, "memory.usage_in_bytes" if V1
+                               else "memory.current")) as f:
+            used = int(f.read())
+        assert used >= size, f"the container's cgroup holds {used} bytes, not the copy's {size}"
+    finally:
+        ocirt.delete(cid, "--force").ok()
+
+
 def test_second_container_in_a_cgroup_in_use_is_refused(ocirt):
     """runc: "container's cgroup is not empty"; the first container is untouched."""
     cid, b = mk(ocirt, ["sleep", "600"])
