@@ -145,7 +145,7 @@ def from_front(environ):
     only, and removed so that no hook or container process inherits it):
 
     primer_fd      create, run, exec: the pipe its cgroup primer waits on
-                   (OCIRT_PRIMER_FD; process/cgprime.py takes it), or None
+                   (OCIRT_PRIMER_FD; process/speed.py takes it), or None
     start_error    start: the error it saw releasing init (OCIRT_START_ERROR), or None
     start_stopped  start: init was stopped (SIGSTOP) when released (OCIRT_START_STOPPED)
     """

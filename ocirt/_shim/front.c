@@ -863,7 +863,7 @@ static struct record *load(const char *root, const char *id, int lock, int *dirf
  * it writes "0" (itself, which it is already in: nothing moves) into its own
  * cgroup.procs, then again every 3 ms, and the grace period passes while Python
  * starts. It stops when the write end of its pipe is closed -- Python closes it
- * once its own cgroup writes are done (ocirt/process/cgprime.py, which gets the
+ * once its own cgroup writes are done (ocirt/process/speed.py, which gets the
  * fd in OCIRT_PRIMER_FD) -- or after 300 ms. Timing only: any failure, nothing. */
 /* The whole of a /proc file, NUL-terminated (malloc'd), or NULL. */
 static char *read_proc(const char *path)
@@ -949,7 +949,7 @@ static int opts_hold(const char *k, const char *ke, const char *o, const char *o
 #define MAX_OWN 64
 
 /* cgroup.procs of our own cgroup from the texts of /proc/self/cgroup and
- * /proc/self/mountinfo: ocirt/process/cgprime.py's pick(), step for step (the
+ * /proc/self/mountinfo: ocirt/process/speed.py's pick(), step for step (the
  * unified hierarchy if one is mounted, else the first v1 mount in mountinfo's order
  * whose options hold one of our controller sets, and our path within its root).
  * Writes it to out; 0 if there is none. */

@@ -10,9 +10,8 @@ FLAGS = Flags({
 
 def main(opts, argv, primer_fd=None):
     """`primer_fd`: the C front's cgroup primer (ocirt.main.from_front), or None."""
-    from ..process import cgprime
-    # first: the cgroup grace period runs while the rest loads
-    cgprime.prime(primer_fd, systemd=opts.systemd_cgroup)
+    from ..process import speed
+    speed.begin(opts, primer_fd)  # first: before the rest loads
     from ..lifecycle.create import create
     o, pos = FLAGS.parse(argv, interspersed=True)
     create(need_id(pos, "create"), o["bundle"], opts=opts, pid_file=o["pid-file"],

@@ -17,9 +17,8 @@ FLAGS = Flags({
 
 def main(opts, argv, primer_fd=None):
     """`primer_fd`: the C front's cgroup primer (ocirt.main.from_front), or None."""
-    from ..process import cgprime
-    # first: the cgroup grace period runs while the rest loads
-    cgprime.prime(primer_fd, systemd=opts.systemd_cgroup)
+    from ..process import speed
+    speed.begin(opts, primer_fd)  # first: before the rest loads
     o, pos = FLAGS.parse(argv)
     if not pos:
         raise OcirtError('"exec" requires a container id')

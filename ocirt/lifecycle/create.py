@@ -70,8 +70,8 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             os.close(dirfd)
         listener.listen(1)
         if ctx.rootless:  # its cgroup set-up may fork (systemd)
-            from ..process import cgprime
-            cgprime.wait()
+            from ..process import speed
+            speed.before_fork()
         linux = cfg.get("linux") or {}
         hooks = cfg.get("hooks") or {}
         c.state = statemod.State(
@@ -96,16 +96,12 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             rdt.apply()
             c.state.intelrdt = rdt.to_state()
         # The cgroup is validated now and made by the placement, after the fork: init
-        # sets up what it may meanwhile (launcher.py); its first mkdir would also wait
-        # for cgprime's no-op migration (which holds the kernel's cgroup mutex through
-        # its grace period).
+        # sets up what it may meanwhile (launcher.py).
         cg = _cgroup(cfg, cid, opts, ctx.rootless)
         ctx.cgroup = cg
         if _idmap.needed(cfg, not ctx.rootless):  # after caller_fds was taken
             ctx.idmap_fds = _idmap.prepare(cfg, bundle, rootfs, not ctx.rootless,
                                            ctx.detached_locked, ctx.idmap_late)
-        from .. import _bundle
-        _bundle.release()  # imports are done; init need not keep the modules' file
         init_pid = spawn(ctx, listener, on_intermediate=_placement(cg, rdt))
         _close_idmap_fds(ctx)
         listener.close()

@@ -98,13 +98,13 @@ def _host_root():
 def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
     """Start the process; return its host pid once it has exec'd (or raise)."""
     parent, child = Channel.pair()
-    from . import cgprime
-    cgprime.wait()  # no thread may run across the fork
+    from . import speed
+    speed.before_fork()
     from ..log import LOG
     LOG.debug("nsexec container setup: forking the process that joins the container")
     pid = os.fork()
     if pid == 0:
-        cgprime.release()
+        speed.in_child()
         parent.close()
         code = 1
         try:
@@ -126,7 +126,7 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
     try:
         if on_joiner is not None:
             on_joiner(pid)
-        cgprime.release()
+        speed.placed()
         parent.send("go")
         while True:
             msg = parent.recv_from_child()

@@ -91,14 +91,14 @@ def spawn(ctx, exec_listener, on_intermediate=None):
     it directly) may proceed: the cgroup placement.
     """
     parent, child = Channel.pair()
-    from . import cgprime
-    cgprime.wait()  # no thread may run across the fork
+    from . import speed
+    speed.before_fork(stays=True)
     direct = _direct(ctx)
     from ..log import LOG
     LOG.debug(f"nsexec container setup: forking {'init' if direct else 'the intermediate'}")
     pid = _fork_init(ctx) if direct else os.fork()
     if pid == 0:
-        cgprime.release()
+        speed.in_child()
         parent.close()
         if ctx.stdio is not None:
             for i, fd in enumerate(ctx.stdio):
@@ -127,7 +127,7 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                 on_intermediate(pid or init_pid)
             from . import attrs
             attrs.reset_affinity(pid or init_pid)  # after the cgroup placement (cpuset)
-            cgprime.release()
+            speed.placed()
             parent.send("go")
         except (OSError, OcirtError) as e:
             # init goes on before the go (ctx.early): when it has failed already, a

@@ -680,9 +680,9 @@ def test_start_releases_the_init_through_exec_sock(tmp_path, procs):
     assert not os.path.exists(os.path.join(d, rules.EXEC_SOCK))
 
 
-# --- the primer's own cgroup: cgprime.pick ------------------------------------------
+# --- the primer's own cgroup: speed.pick ------------------------------------------
 
-from ocirt.process import cgprime  # noqa: E402
+from ocirt.process import speed  # noqa: E402
 
 HARNESS = r"""
 #define main front_main
@@ -760,7 +760,7 @@ def pick_harness(tmp_path_factory):
     return exe
 
 
-def test_the_primers_cgroup_is_cgprime_pick_on_the_same_texts(tmp_path, pick_harness):
+def test_the_primers_cgroup_is_speed_pick_on_the_same_texts(tmp_path, pick_harness):
     argv = []
     for name, (cg, mi) in PICK_CASES.items():
         (tmp_path / f"{name}.cg").write_text(cg)
@@ -772,14 +772,14 @@ def test_the_primers_cgroup_is_cgprime_pick_on_the_same_texts(tmp_path, pick_har
     wrong, answers = [], set()
     for (name, (cg, mi)), got in zip(PICK_CASES.items(), out):
         try:
-            want = cgprime.pick(cg, mi)
+            want = speed.pick(cg, mi)
         except ValueError:  # own_procs_file's callers: no primer
             want = None
         answers.add(want)
         if got != str(want):
             wrong.append((name, want, got))
     with open("/proc/self/cgroup") as f, open("/proc/self/mountinfo") as g:
-        live = cgprime.pick(f.read(), g.read())  # the harness is in our cgroup
+        live = speed.pick(f.read(), g.read())  # the harness is in our cgroup
     if out[-1] != str(live):
         wrong.append(("this machine", live, out[-1]))
     assert not wrong, wrong
@@ -791,4 +791,4 @@ def test_the_built_fronts_primer_writes_where_python_would(tmp_path):
     _, trace = run_front(["--root", str(tmp_path), "create"])
     primer = said(trace, "primer")
     assert primer, trace
-    assert primer.split("procs=", 1)[1] == str(cgprime.own_procs_file()), trace
+    assert primer.split("procs=", 1)[1] == str(speed.own_procs_file()), trace

@@ -1,10 +1,10 @@
-"""ocirt.process.cgprime: which cgroup.procs the no-op migration writes to, and the
-front's primer pipe (taken only when it is one)."""
+"""ocirt.process.speed, the cgroup primer: which cgroup.procs the no-op migration
+writes to, and the front's primer pipe (taken only when it is one)."""
 import os
 
 import pytest
 
-from ocirt.process import cgprime
+from ocirt.process import speed
 
 HYBRID_CG = """9:name=systemd:/
 8:pids:/user.slice
@@ -21,36 +21,36 @@ HYBRID_MI = """24 30 0:22 / /sys rw,nosuid - sysfs sysfs rw
 
 
 def test_unified_preferred():
-    assert cgprime.pick(HYBRID_CG, HYBRID_MI) == \
+    assert speed.pick(HYBRID_CG, HYBRID_MI) == \
         "/sys/fs/cgroup/unified/user.slice/x.scope/cgroup.procs"
 
 
 def test_v1_only():
     cg = "\n".join(line for line in HYBRID_CG.splitlines() if not line.startswith("0::"))
     mi = "\n".join(line for line in HYBRID_MI.splitlines() if "cgroup2" not in line)
-    assert cgprime.pick(cg, mi) == "/sys/fs/cgroup/systemd/cgroup.procs"
+    assert speed.pick(cg, mi) == "/sys/fs/cgroup/systemd/cgroup.procs"
     mi = "\n".join(line for line in mi.splitlines() if "systemd" not in line)
-    assert cgprime.pick(cg, mi) == "/sys/fs/cgroup/pids/user.slice/cgroup.procs"
+    assert speed.pick(cg, mi) == "/sys/fs/cgroup/pids/user.slice/cgroup.procs"
 
 
 def test_mount_root_below_own_path():
     # a bind-mounted subtree (root field /user.slice): our path is relative to it
     mi = "34 33 0:29 /user.slice /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
-    assert cgprime.pick("0::/user.slice/x.scope\n", mi) == "/sys/fs/cgroup/x.scope/cgroup.procs"
+    assert speed.pick("0::/user.slice/x.scope\n", mi) == "/sys/fs/cgroup/x.scope/cgroup.procs"
     # our cgroup outside the mounted subtree: nothing to write to
-    assert cgprime.pick("0::/other\n", mi) is None
+    assert speed.pick("0::/other\n", mi) is None
 
 
 def test_root_cgroup():
     mi = "34 33 0:29 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
-    assert cgprime.pick("0::/\n", mi) == "/sys/fs/cgroup/cgroup.procs"
+    assert speed.pick("0::/\n", mi) == "/sys/fs/cgroup/cgroup.procs"
 
 
 def test_prime_and_wait_never_raise(monkeypatch):
-    monkeypatch.setattr(cgprime, "own_procs_file", lambda: "/nonexistent/cgroup.procs")
-    cgprime.prime()
-    cgprime.wait()
-    cgprime.wait()  # a second wait is a no-op
+    monkeypatch.setattr(speed, "own_procs_file", lambda: "/nonexistent/cgroup.procs")
+    speed.prime()
+    speed.wait()
+    speed.wait()  # a second wait is a no-op
 
 
 def test_the_fronts_pipe_is_taken_and_released(monkeypatch):
@@ -58,14 +58,14 @@ def test_the_fronts_pipe_is_taken_and_released(monkeypatch):
     fd = os.dup2(w, 70, inheritable=True)
     os.close(w)
     try:
-        cgprime.prime(fd)
-        assert cgprime._primer_fd == fd
+        speed.prime(fd)
+        assert speed._primer_fd == fd
         assert not os.get_inheritable(fd)
-        cgprime.release()
+        speed.release()
         assert os.read(r, 1) == b"", "the primer would not see its pipe closed"
     finally:
-        cgprime.release()
-        cgprime.wait()
+        speed.release()
+        speed.wait()
         os.close(r)
 
 
@@ -75,16 +75,16 @@ def test_anything_but_the_fronts_pipe_is_left_alone(monkeypatch, value):
     env = {"OCIRT_PRIMER_FD": value, "OTHER": "x"}
     fd = from_front(env)["primer_fd"]
     assert env == {"OTHER": "x"}, "taken out of the environment"
-    cgprime.prime(fd)
-    cgprime.wait()
-    assert cgprime._primer_fd is None
+    speed.prime(fd)
+    speed.wait()
+    assert speed._primer_fd is None
     assert os.fstat(1) is not None  # stdout still open
 
 
 def test_no_thread_with_the_systemd_driver(monkeypatch):
-    monkeypatch.setattr(cgprime, "own_procs_file", lambda: pytest.fail("primed"))
-    cgprime.prime(None, systemd=True)
-    assert cgprime._lock is None
+    monkeypatch.setattr(speed, "own_procs_file", lambda: pytest.fail("primed"))
+    speed.prime(None, systemd=True)
+    assert speed._lock is None
 
 
 def test_what_the_front_hands_over():

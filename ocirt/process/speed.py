@@ -1,30 +1,61 @@
-"""Start the kernel's cgroup-migration grace period early, on a thread.
+"""What makes create, run and exec fast, in one place. The verbs and the process
+chain call the four seams below at fixed points of every fork; the tricks behind
+them, and why each is worth it, are here only:
 
-Moving a process into a cgroup (a write to cgroup.procs, v1 or v2) takes the
-kernel's global cgroup_threadgroup_rwsem for writing. When no migration has
-happened for a while, that first write waits for an RCU grace period (the
-rwsem's rcu_sync leaves its fast, reader-only mode): ~8-11 ms on this kind of
-VM, spent asleep, on the critical path of `create` (the intermediate's
-placement) and `exec` (the joiner's). Writes that follow within a grace period
-or so are fast (~0.5 ms).
-
-So `create`, `run` and `exec` begin, first thing, a no-op migration on a thread:
-this process writes "0" (itself) into the cgroup.procs of the cgroup it is
-already in, which moves nothing (a task already in the destination is skipped,
-no controller's attach callback runs) but starts that grace period while the
-main thread validates the config, loads the shim and makes the container's
-cgroup. `wait()` joins the thread before any fork. Every failure is ignored: this
-only ever changes timing. Root only (an unprivileged caller can't open the
-file), and not with the systemd driver (its set-up forks).
-
-The C front (ocirt/_shim/front.c) does better when it starts us: it forks a
-primer process before Python even starts, which keeps the grace period passed
-until we close the pipe it gave us (OCIRT_PRIMER_FD, which ocirt.main reads and
-the verb passes to prime()); then no thread is needed,
-and release() ends the primer once our own cgroup writes are done.
+- the cgroup primer (below): the kernel's first cgroup move after a quiet spell
+  waits for an RCU grace period (~8-11 ms here, asleep); a no-op move started first
+  lets it pass while Python loads and the config is read. The C front starts it
+  before Python does and hands over a pipe; without the front, a thread.
+- the module bundle (ocirt/_bundle.py, the launcher's one file of compiled modules):
+  dropped before a process that stays (init) is forked, or its ~0.6 MiB would stay
+  resident in every waiting container.
+- the C modules `_socket` and `_signal` where the code needs only what they have:
+  `socket` and `signal` import enum and selectors, ~2 ms of every command's start
+  (architecture.md, "Import cost").
+- the cgroup made after init is forked (launcher.py, cgroups.base.Manager.make):
+  not a trick but the order of the process chain, described there.
 """
 import os
 import _thread
+
+
+def begin(opts, primer_fd=None):
+    """First of a verb that will move a process into a cgroup (create, run, exec).
+    `primer_fd`: the C front's primer pipe (ocirt.main.from_front), or None."""
+    prime(primer_fd, systemd=opts.systemd_cgroup)
+
+
+def before_fork(stays=False):
+    """Before any fork: no thread may run across it. `stays`: the child is one that
+    outlives this process (init), so the bundle goes first."""
+    wait()
+    if stays:
+        from .. import _bundle
+        _bundle.release()
+
+
+def in_child():
+    """First in a forked child: it must not keep the front's primer alive."""
+    release()
+
+
+def placed():
+    """The parent's cgroup writes for the new process are done."""
+    release()
+
+
+# --- the cgroup primer ----------------------------------------------------------
+# A move into a cgroup (a write to cgroup.procs, v1 or v2) takes the kernel's global
+# cgroup_threadgroup_rwsem for writing; after a quiet spell the first one waits for
+# an RCU grace period (its rcu_sync leaves the reader-only mode) while holding the
+# cgroup mutex; moves within a grace period or so of another are fast (~0.5 ms).
+# The no-op move: this process writes "0" (itself) into the cgroup.procs of the
+# cgroup it is in, which moves nothing (no attach callback runs) but starts that
+# grace period. Every failure is ignored (timing only). Root only (an unprivileged
+# caller can't open the file), and not with the systemd driver (its set-up forks).
+# The C front (ocirt/_shim/front.c) forks a primer process before Python starts,
+# which writes again every 3 ms until we close the pipe it gave us
+# (OCIRT_PRIMER_FD, read by ocirt.main.from_front): no thread is needed then.
 
 _lock = None
 _primer_fd = None
