@@ -22,6 +22,7 @@ else is_rootless()) and carries the answer in its InitContext.
 import os
 
 from .errors import ConfigError, OcirtError
+from .syscalls import read_control
 
 _UID_MAP = "/proc/self/uid_map"
 MAX_USER_NS = "/proc/sys/user/max_user_namespaces"
@@ -121,11 +122,7 @@ def check_config(cfg, rootless):
 
 
 def _setgroups_denied():
-    try:
-        with open("/proc/self/setgroups") as f:
-            return f.read().strip() == "deny"
-    except OSError:
-        return False
+    return read_control("/proc/self/setgroups") == "deny"
 
 
 def check_userns_enabled():

@@ -306,6 +306,15 @@ def bpf(cmd, attr, ptrs=None): return impl().bpf(cmd, attr, ptrs)
 
 # --- the kernel's control files (/proc, id maps), with errors naming the field
 
+def read_control(path):
+    """The text of a small kernel file, stripped; None when it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def write_control(path, value, where):
     """Write `value` to `path` in one write(2); a failure is a ConfigError at `where`."""
     try:

@@ -1190,15 +1190,26 @@ static int do_kill(const char *root, const char *id, int sig)
     return 0;
 }
 
+/* The locked record of start (`for_start`) or delete, when the front may serve the
+ * verb: the record says nothing of it needs Python (else `why`), and the status is
+ * `want`. */
+static struct record *load_for(const char *root, const char *id, int *dirfd, char *path,
+                               int for_start, const char *why, const char *want)
+{
+    struct record *r = load(root, id, 1, dirfd, path);
+    if (!(for_start ? r->can_start : r->can_delete))
+        defer(why);
+    if (strcmp(status_of(*dirfd, r), want))
+        defer("another status");
+    return r;
+}
+
 static int do_start(const char *root, const char *id)
 {
     char path[4096];
     int dirfd;
-    struct record *r = load(root, id, 1, &dirfd, path);
-    if (!r->can_start)
-        defer("poststart hooks");
-    if (strcmp(status_of(dirfd, r), RULE_STATUS_CREATED))
-        defer("not created");
+    struct record *r = load_for(root, id, &dirfd, path, 1, "poststart hooks",
+                                RULE_STATUS_CREATED);
     if (init_stopped(r->pid))
         defer("init stopped");
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1267,11 +1278,8 @@ static int do_delete(const char *root, const char *id, int force)
         return 0;
     }
     int dirfd;
-    struct record *r = load(root, id, 1, &dirfd, path);
-    if (!r->can_delete)
-        defer("hooks or host mounts");
-    if (strcmp(status_of(dirfd, r), RULE_STATUS_STOPPED))
-        defer("not stopped");
+    struct record *r = load_for(root, id, &dirfd, path, 0, "hooks or host mounts",
+                                RULE_STATUS_STOPPED);
     /* the state directory holds plain files only; anything else is Python's */
     int d2 = dup(dirfd);
     DIR *dir = d2 < 0 ? NULL : fdopendir(d2);

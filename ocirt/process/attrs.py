@@ -40,11 +40,7 @@ def apply_personality(pers, field="linux.personality"):
 # --- host support ------------------------------------------------------------------
 
 def apparmor_enabled():
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
+    return sc.read_control("/sys/module/apparmor/parameters/enabled") == "Y"
 
 
 def selinux_enabled():

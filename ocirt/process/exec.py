@@ -72,11 +72,9 @@ class ExecContext:
             self.close()
             raise OcirtError("container not running")
         if "user" in self.namespaces:
-            try:
-                with open(f"/proc/{self.init_pid}/setgroups") as f:
-                    self.setgroups_denied = f.read().strip() == "deny"
-            except OSError:
-                pass
+            denied = sc.read_control(f"/proc/{self.init_pid}/setgroups")
+            if denied is not None:
+                self.setgroups_denied = denied == "deny"
 
     def close(self):
         for _t, fd in self.ns_fds:

@@ -345,19 +345,23 @@ def mask_path(path, where):
         if os.path.isdir(target):
             sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)
         else:
-            null = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
-            try:
-                st = os.fstat(null)
-                # /dev/null could have been replaced by something else: check it
-                if (st.st_mode & 0o170000) != 0o020000 or st.st_rdev != os.makedev(1, 3):
-                    raise ConfigError(where, "/dev/null in the container is not the null device")
-                sc.mount(f"/proc/self/fd/{null}", target, None, sc.MS_BIND, None)
-            finally:
-                os.close(null)
+            _bind_null_onto(target, where)
     except OSError as e:
         raise ConfigError(where, f"cannot mask {path}: {e.strerror}") from None
     finally:
         os.close(fd)
+
+
+def _bind_null_onto(target, where):
+    null = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(null)
+        # /dev/null could have been replaced by something else: check it
+        if (st.st_mode & 0o170000) != 0o020000 or st.st_rdev != os.makedev(1, 3):
+            raise ConfigError(where, "/dev/null in the container is not the null device")
+        sc.mount(f"/proc/self/fd/{null}", target, None, sc.MS_BIND, None)
+    finally:
+        os.close(null)
 
 
 def readonly_path(path, where):

@@ -290,11 +290,9 @@ def _become_root_of_joined_userns(ctx):
         os.setresgid(0, 0, 0)
     if _mapped(0):
         os.setresuid(0, 0, 0)
-    try:
-        with open("/proc/self/setgroups") as f:
-            ctx.setgroups_denied = f.read().strip() == "deny"
-    except OSError:
-        pass
+    denied = sc.read_control("/proc/self/setgroups")
+    if denied is not None:
+        ctx.setgroups_denied = denied == "deny"
 
 
 def _init_directly(ctx, chan, exec_listener):

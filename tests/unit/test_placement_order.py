@@ -12,6 +12,7 @@ from ocirt.errors import ConfigError
 from ocirt.process import init, launcher
 from ocirt.process.launcher import InitContext
 from ocirt.rootfs import devices, mounts
+from test_finalize import FakeSyscalls  # the recording seam, one unshare more
 
 CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                 "options": ["ro"]}
@@ -26,16 +27,7 @@ SPEC_MOUNTS = [
 ]
 
 
-class Recorder:
-    def __init__(self, log):
-        self.log = log
-
-    def __getattr__(self, name):
-        def call(*args):
-            self.log.append(name)
-            return 0
-        return call
-
+class Recorder(FakeSyscalls):
     def unshare(self, flags):
         names = [n for n, f in (("cgroup", sc.CLONE_NEWCGROUP), ("mount", sc.CLONE_NEWNS),
                                 ("network", sc.CLONE_NEWNET)) if flags & f]
