@@ -63,6 +63,42 @@ def loads(s):
     return obj
 
 
+def members(s, i, names):
+    """{name: value} of the named members of the JSON object that starts at s[i],
+    scanned only until each has been seen (the rest is not parsed); None if s[i:]
+    is not such an object."""
+    n, want, out = len(s), set(names), {}
+    try:
+        i = _skip(s, i)
+        if s[i] != "{":
+            return None
+        i += 1
+        while want:
+            i = _skip(s, i)
+            if s[i] == "}":
+                break
+            key, i = _scan(s, i)
+            i = _skip(s, i)
+            if s[i] != ":":
+                return None
+            value, i = _scan(s, _skip(s, i + 1))
+            if key in want:
+                out[key] = value
+                want.discard(key)
+            i = _skip(s, i)
+            if i < n and s[i] == ",":
+                i += 1
+    except (StopIteration, IndexError, SystemError, ValueError):
+        return None
+    return out
+
+
+def _skip(s, i):
+    while s[i] in _WS:
+        i += 1
+    return i
+
+
 def _float(o):
     if o != o:
         return "NaN"
