@@ -10,6 +10,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -37,10 +38,21 @@ def _runtimes(roots):
     return rts
 
 
+def _cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + c.ru_utime, s.ru_stime + c.ru_stime
+
+
+CPU = {}  # path -> [(user ms, sys ms)] per run: what is the kernel's, what the runtime's
+
+
 def _api_once(api, cid, bundle, root):
+    u0, s0 = _cpu()
     t = time.perf_counter_ns()
     r = api.run_measured(cid, bundle, root=root)
     ns = time.perf_counter_ns() - t
+    u1, s1 = _cpu()
+    CPU.setdefault("ocirt api", []).append(((u1 - u0) * 1e3, (s1 - s0) * 1e3))
     assert r.exit_code == 0, r
     return ns
 
@@ -135,6 +147,7 @@ def main():
         rts = _runtimes(roots)
         for i in range(5):  # warm-up: imports, the schema cache, page cache
             _api_once(api, f"ojw-{i}", bundle, ocirt_root)
+        CPU.clear()
         times = {"ocirt api": []}
         for rt in rts:
             times[rt.name + " run"] = []
@@ -147,6 +160,8 @@ def main():
                     r = rt.call("run", "--bundle", bundle, f"oj-{rt.name}-{i}")
                     assert r["rc"] == 0, r
                     times[rt.name + " run"].append(r["ns"])
+                    CPU.setdefault(rt.name + " run", []).append(
+                        (r["user_ns"] / 1e6, r["sys_ns"] / 1e6))
         print(f"## The judge's path: `api.run_measured` of /bin/true, warm process "
               f"({a.runs} paired runs)\n")
         print("| path | median ms | p25 | p75 |\n|---|---|---|---|")
@@ -158,6 +173,14 @@ def main():
             ratios = paired_ratios(times["ocirt api"], times[rt.name + " run"])
             print(f"- ocirt api / {rt.name} run: median paired ratio "
                   f"**{statistics.median(ratios):.2f}**")
+        print("\n### CPU per run (median ms; the runtime and every process it reaped, the"
+              " container's /bin/true included)\n")
+        print("| path | wall | user | sys | wall - user - sys (asleep: waits, the kernel's"
+              " grace periods) |\n|---|---|---|---|---|")
+        for k, v in CPU.items():
+            w = statistics.median(times[k]) / 1e6
+            u, s = statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)
+            print(f"| {k} | {w:.2f} | {u:.2f} | {s:.2f} | {w - u - s:.2f} |")
         print("\n### ocirt's phases (median ms)\n")
         for k, v in phases(bundle, ocirt_root).items():
             print(f"- {k}: {v:.2f}")

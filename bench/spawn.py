@@ -30,7 +30,8 @@ def timed(argv, capture=True, env=None, timeout=120.0):
     Returns {"ns": wall time, "rc": exit code (-N for signal N), "maxrss_kb":
     ru_maxrss of the child and the children it reaped (inflated by the harness's
     own RSS: see Runtime.call_maxrss), "cpu_ns": user+sys CPU time of the child and
-    the children it reaped, "out": stdout if captured, "err": stderr}.
+    the children it reaped ("user_ns", "sys_ns": the two apart), "out": stdout if
+    captured, "err": stderr}.
     """
     out_fd = os.memfd_create("bench-out", os.MFD_CLOEXEC) if capture else None
     err_fd = os.memfd_create("bench-err", os.MFD_CLOEXEC)
@@ -67,4 +68,5 @@ def timed(argv, capture=True, env=None, timeout=120.0):
                              f"killed after {timeout:.0f} s (hung)"}
     return {"ns": t1 - t0, "rc": os.waitstatus_to_exitcode(status), "maxrss_kb": ru.ru_maxrss,
             "cpu_ns": int((ru.ru_utime + ru.ru_stime) * 1e9),
+            "user_ns": int(ru.ru_utime * 1e9), "sys_ns": int(ru.ru_stime * 1e9),
             "out": _drain(out_fd) if capture else "", "err": _drain(err_fd)}

@@ -12,6 +12,7 @@ Every failure raises ocirt.errors.OcirtError (ConfigError names the JSON path).
 `root` defaults to /run/user/$UID/ocirt, as for the CLI.
 """
 from dataclasses import dataclass
+import os
 
 from .container import Container
 from .errors import ConfigError, ContainerNotFound, OcirtError, WrongState  # noqa: F401
@@ -19,6 +20,7 @@ from .lifecycle.create import create  # noqa: F401
 from .lifecycle.run import run  # noqa: F401
 from .container import Options, options_of as _opts  # noqa: F401
 from .specgen import default_spec  # noqa: F401
+from . import syscalls
 
 
 # Each call by id is one Container method (ocirt/container.py), as for the CLI.
@@ -90,7 +92,6 @@ def wait(cid, root=None):
     Works when the caller is init's parent or subreaper (see run(); or call
     become_subreaper() before create()); otherwise waits for the exit without a status
     and returns None."""
-    import os
     import select
     pid = Container.load(_opts(root), cid).state.pid  # recorded: state() says 0 once exited
     if not pid:
@@ -109,5 +110,4 @@ def wait(cid, root=None):
 
 def become_subreaper():
     """Make this process the reaper of containers it creates, so wait() gets statuses."""
-    from . import syscalls
     syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)

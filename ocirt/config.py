@@ -4,6 +4,7 @@ import os
 
 from . import jsonfast
 from .errors import ConfigError
+from . import OCI_VERSION
 
 NAMESPACES = {  # OCI type -> (CLONE_NEW* flag, /proc/self/ns name)
     "pid": (0x20000000, "pid"),
@@ -95,7 +96,6 @@ def _warn_without_effect(cfg):
 def _warn_unknown(cfg, fields):
     """Fields ocirt does not know (a newer spec's, or typos) are said once, not dropped
     without a word; the container runs as an engine sending its own version expects."""
-    from . import OCI_VERSION
     from .log import LOG
     ver = cfg.get("ociVersion")
     newer = ""

@@ -7,6 +7,7 @@ place; the work of each verb is in ocirt/lifecycle/<verb>.py.
     c.start()
 """
 from . import state as _state, status as S
+from .state import default_root
 
 
 # --- Options: what the caller decided for one call, built once (by ocirt.main from
@@ -26,7 +27,6 @@ class Options:
     def state_root(self):
         if self.root:
             return self.root
-        from .state import default_root
         return default_root()
 
     def rootless_wanted(self):

@@ -9,6 +9,7 @@ is left untouched. Writing what is already there writes nothing.
 """
 import json
 import os
+import sys
 
 from .errors import OcirtError
 
@@ -151,7 +152,6 @@ def uninstall(config=DEFAULT_CONFIG, name=DEFAULT_NAME):
 def self_path():
     """The path of the ocirt command now running (its launcher script), made
     absolute; /usr/local/bin/ocirt when run some other way (python -m ocirt)."""
-    import sys
     p = sys.argv[0] if sys.argv else ""
     if p and os.path.basename(p) != "__main__.py" and not p.endswith(".py"):
         if os.sep not in p:

@@ -17,6 +17,7 @@ import os
 
 from .errors import ConfigError, OcirtError
 from .rootless import DOC
+from . import syscalls as sc
 
 _RES = "linux.resources"
 _PATH = "linux.cgroupsPath"
@@ -244,7 +245,6 @@ def mount_cgroup(ctx, target, opts, where):
 
 
 def _cover_mount_point(target, where):
-    from . import syscalls as sc
     try:
         if os.stat(target).st_dev == os.stat(os.path.join(target, "..")).st_dev:
             return
@@ -260,7 +260,6 @@ def mount_cgroup_without_own(target, opts, where, new_cgroupns):
     cgroup2 mount with a cgroup namespace on a v2 host (its root is the cgroup
     the container was started in), otherwise the host's /sys/fs/cgroup bound
     recursively; read-only unless the options say rw."""
-    from . import syscalls as sc
     from .cgroups import fs
     from .rootfs.mounts import bind_onto
     flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)

@@ -17,6 +17,7 @@ seccomp(2) (``Filter.load``), so nothing is loaded or resolved after pivot_root.
   listenerPath with the container process state and listenerMetadata.
 """
 import os
+import sys
 
 from . import OCI_VERSION
 from . import syscalls as sc
@@ -70,7 +71,6 @@ def _pyseccomp():
     if _lib is not None:
         return _lib
     import ctypes
-    import sys
     import types
     try:
         for soname in _SONAMES.values():

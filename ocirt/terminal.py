@@ -13,6 +13,7 @@ import socket
 import stat
 import struct
 import termios
+import _signal as signal
 
 from . import syscalls as sc
 from .errors import ConfigError, OcirtError
@@ -198,8 +199,6 @@ def relay(master, wait_child, size=None):
     reap) returns an exit status; the caller's terminal is raw meanwhile and its size
     follows SIGWINCH. Returns the status."""
     import select
-    import _signal as signal
-    import termios
     import tty
     stdin_tty = os.isatty(0)
     saved = None

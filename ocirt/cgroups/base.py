@@ -2,6 +2,7 @@
 the one interface over a container's cgroup (v1.py and v2.py implement it)."""
 import errno
 import os
+import _signal
 
 from ..errors import ConfigError, OcirtError
 from . import fs
@@ -482,7 +483,6 @@ class Manager:
     def signal_all(self, signum):
         """kill --all: SIGKILL through kill_all; any other signal with the cgroup frozen
         meanwhile (when it can be), so no fork escapes it."""
-        import _signal
         if signum == _signal.SIGKILL:
             return self.kill_all()
         froze = False

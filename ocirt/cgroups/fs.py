@@ -2,6 +2,7 @@
 import errno
 import os
 import _signal as signal
+import time
 
 from ..errors import ConfigError, OcirtError
 from ..syscalls import unescape_mountinfo as _unescape
@@ -231,7 +232,6 @@ def rmdir_tree(path):
 
 def rmdir_retry(path, tries=200):
     """rmdir; a cgroup whose last task just died can stay busy for a moment."""
-    import time
     delay = 0.001
     for _ in range(tries):
         try:
@@ -249,7 +249,6 @@ def rmdir_retry(path, tries=200):
 
 def kill_loop(dirpaths, signum=signal.SIGKILL, timeout=10.0):
     """SIGKILL everything in `dirpaths` until they are empty (forks race the kill)."""
-    import time
     deadline = time.monotonic() + timeout
     while True:
         pids = []

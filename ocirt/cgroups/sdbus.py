@@ -18,6 +18,7 @@ credentials (SO_PEERCRED, the uid as the bus daemon sees it) instead of ours.
 Imports only os and ocirt.errors (and jeepney when a connection is made).
 """
 import os
+import time
 
 from ..errors import OcirtError
 
@@ -174,7 +175,6 @@ class Conn:
         self.sock.close()
 
     def _recv(self, deadline):
-        import time
         while True:
             msg = self.parser.get_next_message()
             if msg is not None:
@@ -191,7 +191,6 @@ class Conn:
     def call(self, msg, timeout=TIMEOUT):
         """Send a method call; return the reply's body, or raise DBusError. Signals
         that arrive meanwhile are kept in self.signals."""
-        import time
         from jeepney.low_level import HeaderFields, MessageType
         self.serial += 1
         serial = self.serial
@@ -212,7 +211,6 @@ class Conn:
             return m.body
 
     def wait_signal(self, pred, timeout):
-        import time
         deadline = time.monotonic() + timeout
         while True:
             for i, m in enumerate(self.signals):
@@ -314,7 +312,6 @@ def get_property(conn, obj, iface, name):
 def wait_job(conn, job, unit, what, timeout=TIMEOUT):
     """Wait until `job` is done (the JobRemoved signal, or, should none come, the job
     object gone); return its result ('done', 'failed', 'canceled', ...)."""
-    import time
     from jeepney.low_level import HeaderFields
     deadline = time.monotonic() + timeout
 

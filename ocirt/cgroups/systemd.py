@@ -18,6 +18,7 @@ The D-Bus client (which manager, its sockets, authentication, calls, jobs) is
 sdbus.py; this module names the unit, starts and stops it, and runs the keeper.
 """
 import os
+import _signal as signal
 
 from ..errors import ConfigError, OcirtError
 from ..status import proc_start_time, process_alive
@@ -110,7 +111,6 @@ def _spawn_keeper():
     that waits on a pipe and then becomes `sleep infinity`. Returns (pid, the
     pipe's write end): write b"g" to let it exec; if the write end closes first
     (ocirt died), it exits."""
-    import _signal as signal
     r, w = os.pipe2(os.O_CLOEXEC)
     rp, wp = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -180,7 +180,6 @@ def _keeper(r, signal):
 
 
 def _kill_keeper(pid, start):
-    import _signal as signal
     if pid and process_alive(pid, start):
         try:
             os.kill(pid, signal.SIGKILL)

@@ -3,6 +3,7 @@ hierarchy in hybrid mode, like runc), resources written to each controller's fil
 (the memory, cpu and blockIO ones planned in v1limits.py)."""
 import os
 import _signal as signal
+import time
 
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
@@ -124,7 +125,6 @@ class V1Cgroup(base.Manager):
         return bool(fz) and fs.read(os.path.join(fz, "freezer.state")).strip() == "FROZEN"
 
     def freeze(self):
-        import time
         fz = self.dirs.get("freezer")
         if not fz:
             raise OcirtError("cannot pause: the freezer controller is not mounted")

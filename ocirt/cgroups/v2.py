@@ -16,6 +16,7 @@ network.*) are refused, never ignored.
 """
 import os
 import _signal as signal
+import time
 
 from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
@@ -133,7 +134,6 @@ class V2Cgroup(base.Manager):
         return fs.read(os.path.join(self.dir, "cgroup.freeze")).strip() == "1"
 
     def freeze(self):
-        import time
         d = self.dir
         fs.write(d, "cgroup.freeze", "1", "cgroup.freeze")
         for _ in range(2000):

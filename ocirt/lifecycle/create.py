@@ -7,6 +7,7 @@ from ..container import Options
 from ..errors import ConfigError, OcirtError
 from ..process.common import caller_fds, listen_fds as _listen_fds  # noqa: F401 (exec's too)
 from ..process.launcher import InitContext, spawn
+from .. import syscalls
 
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
@@ -51,7 +52,6 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     # Everything init will need after pivot_root is imported now, before the fork.
     from ..process import init  # noqa: F401
     from ..rootfs import idmap as _idmap
-    from .. import syscalls
     syscalls.impl()  # load the shim once here, not in each forked child
     pidfd_conn = None
     if pidfd_socket:  # before anything is made: a bad socket leaves nothing behind

@@ -12,11 +12,14 @@ terminal relayed to the caller's when --tty has no --console-socket.
 """
 import os
 import _signal as signal
+import time
 
 from .. import OCI_VERSION
 from .. import config, status as S
 from ..process.common import reap_status as _reap, wait_status as _wait_for
 from ..errors import ConfigError, OcirtError
+from ..process.common import caller_fds
+from ..process.common import listen_fds
 
 # process fields that, absent from a --process file, come from config.json
 _INHERITED = ("capabilities", "noNewPrivileges", "rlimits", "apparmorProfile",
@@ -167,7 +170,6 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
                       where)
     ctx.init_start = st.init_start
     ctx.preserve_fds = preserve_fds + _listen_fds()
-    from ..process.common import caller_fds
     ctx.close_in_child = caller_fds(3 + ctx.preserve_fds)
     if linux.get("seccomp"):
         from ..seccomp import build_filter
@@ -272,7 +274,6 @@ PAUSED_WAIT = 60.0  # s exec --ignore-paused waits for a resume
 def _wait_resumed(c):
     """exec --ignore-paused: wait until the container is resumed (a process moved into
     a frozen cgroup would freeze midway through its set-up), at most PAUSED_WAIT."""
-    import time
     deadline = time.monotonic() + PAUSED_WAIT
     while time.monotonic() < deadline:
         time.sleep(0.05)
@@ -291,5 +292,4 @@ def _forward(pid, num):
 
 
 def _listen_fds():
-    from ..process.common import listen_fds
     return listen_fds()

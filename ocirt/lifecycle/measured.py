@@ -11,6 +11,7 @@ from ..container import options_of
 from ..usage import verdict
 from .create import create
 from .start import start
+from .. import syscalls as sc
 
 _EMPTY_WAIT = 10.0  # s: after init, for the rest of the cgroup to go
 
@@ -21,7 +22,6 @@ def run_measured(cid, bundle, root=None, wall_limit=None, stdin=None, stdout=Non
     if wall_limit is not None and not wall_limit > 0:
         raise OcirtError(f"wall_limit must be a positive number of seconds, not {wall_limit!r}")
     opts = options_of(root)
-    from .. import syscalls as sc
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # init's parent exits: its status comes to us
     opened = []
     try:

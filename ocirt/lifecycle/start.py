@@ -1,6 +1,7 @@
 """start: release the init parked by `create`; it execs the container's process."""
 import _socket  # the C module: `socket` imports selectors and enum
 import os
+import time
 
 from .. import rules, state as statemod, status as S
 from ..errors import OcirtError, WrongState
@@ -55,7 +56,6 @@ def _wait_reply(s, c):
     (SIGSTOP, a debugger) after its release is not waited for; it will exec when
     continued."""
     import select
-    import time
     pid = c.state.pid
     since = None
     while True:

@@ -7,6 +7,7 @@ Kept apart from init.py so `exec` loads no rootfs/* module for them.
 import os
 import _signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
+import _socket
 
 from .. import jsonfast, syscalls as sc
 from ..errors import ConfigError, OcirtError
@@ -146,7 +147,6 @@ def caller_fds(first):
 
 def connect_unix(path, flag):
     """A connected SOCK_STREAM unix socket (--console-socket, --pidfd-socket)."""
-    import _socket
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         s.connect(path)

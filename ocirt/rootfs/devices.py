@@ -5,6 +5,7 @@ import stat
 from .. import syscalls as sc
 from ..errors import ConfigError
 from .mounts import make_in_root, open_in_root
+from .mounts import is_bind
 
 # The spec's default devices: path -> (type, major, minor)
 DEFAULT_DEVICES = {
@@ -20,7 +21,6 @@ _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_I
 
 def needs_dev_setup(cfg):
     """runc's rule: /dev is populated unless the config bind-mounts a whole /dev."""
-    from .mounts import is_bind
     for m in cfg.get("mounts") or []:
         if m.get("destination", "").rstrip("/") == "/dev" and is_bind(m):
             return False

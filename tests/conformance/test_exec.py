@@ -346,7 +346,10 @@ class _PidfdReceiver:
 
     def _accept(self):
         import socket
-        conn, _ = self.srv.accept()
+        try:
+            conn, _ = self.srv.accept()
+        except OSError:  # closed (its fd may be reused) or timed out: pidfd() says so
+            return
         with conn:
             msg, fds, _f, _a = socket.recv_fds(conn, 64, 4)
             self.got.append((msg, fds))
