@@ -222,6 +222,11 @@ def results_markdown(res, png_name):
             w(f"| {_md(r['name'])} | {r['mean'] * 1e3:.1f} ± {r['stddev'] * 1e3:.1f} | "
               f"{r['min'] * 1e3:.1f} |")
         w("")
+    jd = res.get("judge")
+    if jd:
+        w(jd["md"] if "md" in jd else
+          f"### The judge's path: not measured ({_md(jd.get('skipped', '?'))})")
+        w("")
     w(f"![latency and paired ratios]({png_name})")
     return "\n".join(L)
 
@@ -233,6 +238,8 @@ def chart(res, path):
 
     rows = [r for r in figures(res) if r["unit"] == "ms" and any(r["rt"].values())]
     tp = (res.get("throughput") or {}).get("by_n") or {}
+    if not rows:
+        return  # no latency section measured: nothing to draw
     fig, axes = plt.subplots(1, 2, figsize=(14, 0.5 * max(len(rows), 6) + 2.2),
                              gridspec_kw={"width_ratios": [3, 2]})
     ax = axes[0]

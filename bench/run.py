@@ -34,15 +34,15 @@ ROOTS = "/run/ocirt-bench"   # a tmpfs of our own, like /run on a systemd host
 DOC = os.path.join(REPO, "docs", "performance.md")
 PNG = os.path.join(REPO, "docs", "performance.png")
 HISTORY = os.path.join(REPO, "bench", "history.jsonl")
-SECTIONS = ("latency", "list", "throughput", "docker", "hyperfine")
+SECTIONS = ("latency", "list", "throughput", "docker", "hyperfine", "judge")
 
 PROFILES = {
     #          pairs warm  list  lpairs  tp_total  tp_ns        tp_rounds  dpairs
     "quick": dict(pairs=8, warmup=1, list_total=200, list_pairs=5, tp_total=16, tp_ns=(8,),
-                  tp_rounds=1, docker_pairs=3, hf_runs=0),
+                  tp_rounds=1, docker_pairs=3, hf_runs=0, judge_runs=20, judge_total=16),
     "full": dict(pairs=30, warmup=2, list_total=1000, list_pairs=15, tp_total=64,
                  tp_ns=(1, 8, 32), tp_rounds=2, docker_pairs=12, hf_runs=20,
-                 tp_total_n1=32),
+                 tp_total_n1=32, judge_runs=200, judge_total=64),
 }
 
 T0 = time.monotonic()
@@ -373,6 +373,20 @@ def section_docker(rts, ctx, prof, res):
         d.stop()
         harness.set_subreaper(True)
         reap_orphans()
+
+
+def section_judge(rts, ctx, prof, res):
+    """Issue 17's rows: api.run_measured in a warm process against runc/crun run
+    (bench/judge.py, in a process of its own: it imports ocirt and forks its workers)."""
+    p = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "judge.py"),
+                        "--runs", str(prof["judge_runs"]), "--total", str(prof["judge_total"]),
+                        "--heading", "###"],
+                       capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        res["judge"] = {"skipped": (p.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+        log(f"judge: FAILED: {res['judge']['skipped']}")
+        return
+    res["judge"] = {"md": p.stdout.strip(), "data": json.loads(p.stderr.strip().splitlines()[-1])}
 
 
 def section_hyperfine(rts, ctx, prof, res):
