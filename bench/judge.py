@@ -202,7 +202,7 @@ def main():
         if "runc run" in tp:
             x = tp['ocirt api'] / tp['runc run']
             print(f"- ocirt api / runc run throughput: **{x:.2f}x**; target >= 2: "
-                  + ("met" if x >= 2 else "**not met** (the CPU bound: docs/performance.md)"))
+                  + ("met" if x >= 2 else "**not met** (what crun gets here: docs/performance.md)"))
         for rt in rts:
             rt.spawner.close()
         print(json.dumps({"times_ms": {k: statistics.median(v) / 1e6 for k, v in times.items()},
