@@ -15,13 +15,13 @@ import marshal
 import sys
 from _frozen_importlib import ModuleSpec  # loaded at start-up: costs nothing
 from posix import stat
+import os
 
 MAGIC = b"ocirt-bundle-1\n"
 
 
 def build(pkg_dir, dest):
     """Write the bundle of every module under `pkg_dir` (the ocirt package)."""
-    import os
     pkg_dir = os.path.abspath(pkg_dir)
     top = os.path.basename(pkg_dir)
     index, blobs, offset = {}, [], 0

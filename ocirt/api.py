@@ -13,6 +13,7 @@ Every failure raises ocirt.errors.OcirtError (ConfigError names the JSON path).
 """
 from dataclasses import dataclass
 import os
+import select
 
 from .container import Container
 from .errors import ConfigError, ContainerNotFound, OcirtError, WrongState  # noqa: F401
@@ -92,7 +93,6 @@ def wait(cid, root=None):
     Works when the caller is init's parent or subreaper (see run(); or call
     become_subreaper() before create()); otherwise waits for the exit without a status
     and returns None."""
-    import select
     pid = Container.load(_opts(root), cid).state.pid  # recorded: state() says 0 once exited
     if not pid:
         return None

@@ -1,10 +1,12 @@
 """Loading config.json: parse, validate against spec/config-schema.json, then the
 checks a schema can't express. Everything is checked before any process exists."""
 import os
+import fcntl
 
 from . import jsonfast
 from .errors import ConfigError
 from . import OCI_VERSION
+from .log import LOG
 
 NAMESPACES = {  # OCI type -> (CLONE_NEW* flag, /proc/self/ns name)
     "pid": (0x20000000, "pid"),
@@ -96,7 +98,6 @@ def _warn_without_effect(cfg):
 def _warn_unknown(cfg, fields):
     """Fields ocirt does not know (a newer spec's, or typos) are said once, not dropped
     without a word; the container runs as an engine sending its own version expects."""
-    from .log import LOG
     ver = cfg.get("ociVersion")
     newer = ""
     if isinstance(ver, str) and _version_key(ver) > _version_key(OCI_VERSION):
@@ -400,7 +401,6 @@ def _check_sysctl(key, namespaces):
 
 
 def _check_ns_path(where, path, nstype):
-    import fcntl
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:

@@ -3,6 +3,7 @@ from . import OCI_VERSION
 from .capabilities import NAMES
 from .mempolicy import FLAGS as MPOL_FLAGS, MODES as MPOL_MODES
 from .rootfs.mounts import PROPAGATION, _FLAGS, _RECURSIVE
+from .seccomp import features as seccomp_features
 
 
 def features():
@@ -32,5 +33,4 @@ def features():
 
 
 def _seccomp():
-    from .seccomp import features as seccomp_features
     return seccomp_features()

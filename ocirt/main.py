@@ -6,6 +6,8 @@ from .errors import HelpRequested, OcirtError
 
 VERSION = "0.1.0"
 from . import OCI_VERSION as SPEC_VERSION
+from .cli import Flags
+from .log import LOG
 COMMANDS = {
     "create": "create a container from a bundle",
     "start": "start a created container",
@@ -71,7 +73,6 @@ def command_help(cmd, flags=None):
 
 
 def _globals(argv):
-    from .cli import Flags
     flags = Flags({
         "root": ((), str, None), "log": ((), str, None), "log-format": ((), str, "text"),
         "debug": ((), bool, False), "systemd-cgroup": ((), bool, False),
@@ -86,7 +87,6 @@ def main(argv=None):
     front = from_front(os.environ)
     debug = "--debug" in argv
     cmd = None
-    from .log import LOG
     try:
         g, rest = _globals(argv)
         debug = g["debug"]
@@ -187,7 +187,6 @@ def _help_of(cmd):
 
 def _fail(msg, debug, cmd=None):
     """One line, exit 1; `exec` exits 255 as runc's does (1 may be its process's)."""
-    from .log import LOG
     if debug:
         import traceback
         traceback.print_exc()

@@ -7,6 +7,7 @@ kernel has, the node list (a cpuset-style list), the node count the mode needs, 
 nodes the host lacks, each refused by its field. apply() is the one syscall.
 """
 from .errors import ConfigError
+from . import syscalls as sc
 
 FIELD = "linux.memoryPolicy"
 MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
@@ -93,7 +94,6 @@ def apply(parsed, field=FIELD):
     """set_mempolicy(2) in the container's process."""
     if parsed is None:
         return
-    from . import syscalls as sc
     mode, nodes = parsed
     try:
         sc.set_mempolicy(mode, nodes)

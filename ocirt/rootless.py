@@ -20,6 +20,7 @@ path. The --rootless value is not kept here: create decides (Options.rootless_wa
 else is_rootless()) and carries the answer in its InitContext.
 """
 import os
+import errno
 
 from .errors import ConfigError, OcirtError
 from .syscalls import read_control
@@ -251,7 +252,6 @@ def _check_subids(key, maps, own, path, name, tool):
 
 def unshare_error(e):
     """The one line for a failed unshare(CLONE_NEWUSER)."""
-    import errno
     if e.errno == errno.ENOSPC:
         return ("linux.namespaces: cannot create a user namespace: the limit in "
                 f"{MAX_USER_NS} is reached (0 disables them)")

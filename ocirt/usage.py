@@ -8,13 +8,13 @@ current_bytes, limit_bytes}, "oom_kills", "oom_events", "pids": {current, peak}}
 import os
 
 from . import jsonfast
+from .cgroups import restore
 
 
 def usage(st):
     cg = st.cgroup
     if not cg:
         return None
-    from .cgroups import restore
     try:
         return restore(cg).usage()
     except OSError:

@@ -11,6 +11,7 @@ heavy.
 import os
 
 from ..errors import ConfigError, OcirtError
+from .fs import cgroup_mounts
 
 
 def _cls(driver):
@@ -52,7 +53,6 @@ def setup(cfg, cid, mode=None, systemd=False, defer=False):
     path = linux.get("cgroupsPath")
     if path is not None and not isinstance(path, str):
         raise ConfigError("linux.cgroupsPath", "must be a string")
-    from .fs import cgroup_mounts
     ms = cgroup_mounts()  # read once: detect() and the driver's create() share it
     cls = _cls(mode or detect(ms))
     if not systemd:

@@ -1,4 +1,5 @@
 from . import Flags, need_id
+from ..process import speed
 
 FLAGS = Flags({
     "bundle": (("b",), str, "."), "pid-file": ((), str, None),
@@ -10,7 +11,6 @@ FLAGS = Flags({
 
 def main(opts, argv, primer_fd=None):
     """`primer_fd`: the C front's cgroup primer (ocirt.main.from_front), or None."""
-    from ..process import speed
     speed.begin(opts, primer_fd)  # first: before the rest loads
     from ..lifecycle.create import create
     o, pos = FLAGS.parse(argv, interspersed=True)

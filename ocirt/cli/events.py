@@ -14,6 +14,7 @@ from .. import status as S
 from ..container import Container
 from ..errors import OcirtError
 from . import Flags, need_id
+from ..cgroups import restore
 
 FLAGS = Flags({"stats": ((), bool, False), "interval": ((), str, "5s")})
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -51,7 +52,6 @@ def main(opts, argv):
     cg = c.state.cgroup
     if not cg:
         raise OcirtError(f"container {cid} has no cgroup")
-    from ..cgroups import restore
     cg = restore(cg)
 
     def stats():

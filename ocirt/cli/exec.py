@@ -1,6 +1,7 @@
 """ocirt exec [options] ID [COMMAND [ARGS...]] (runc's flags)."""
 from ..errors import OcirtError
 from . import Flags
+from ..process import speed
 
 FLAGS = Flags({
     "process": (("p",), str, None), "tty": (("t",), bool, False),
@@ -17,7 +18,6 @@ FLAGS = Flags({
 
 def main(opts, argv, primer_fd=None):
     """`primer_fd`: the C front's cgroup primer (ocirt.main.from_front), or None."""
-    from ..process import speed
     speed.begin(opts, primer_fd)  # first: before the rest loads
     o, pos = FLAGS.parse(argv)
     if not pos:

@@ -3,6 +3,7 @@ processes; json is a JSON array (what containerd's shim parses), table is `ps`
 output (default `ps -ef`) restricted to those pids (what `docker top` shows)."""
 import json
 import sys
+import subprocess
 
 from ..container import Container
 from ..errors import OcirtError
@@ -22,7 +23,6 @@ def main(opts, argv):
     if o["format"] == "json":
         sys.stdout.write(json.dumps(pids, separators=(",", ":")) + "\n")
         return 0
-    import subprocess
     try:
         p = subprocess.run(["ps"] + (ps_args or ["-ef"]), capture_output=True)
     except OSError as e:

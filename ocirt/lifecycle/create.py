@@ -8,6 +8,12 @@ from ..errors import ConfigError, OcirtError
 from ..process.common import caller_fds, listen_fds as _listen_fds  # noqa: F401 (exec's too)
 from ..process.launcher import InitContext, spawn
 from .. import syscalls
+from .. import capabilities
+from .. import cgroups
+from .. import rootless as _rootless
+from ..log import _now
+from ..process import attrs
+from ..rootfs import idmap as _idmap
 
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
@@ -44,14 +50,12 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         "no_pivot": no_pivot, "no_new_keyring": no_new_keyring, "park": park,
         "preserve_fds": preserve, "console_socket": console_socket, "stdio": stdio})
     _prepare_security(ctx)
-    from .. import rootless as _rootless
     ctx.rootless = _rootless.is_rootless() if rootless is None else bool(rootless)
     ctx.setgroups_denied = _rootless.check_config(cfg, ctx.rootless)
     netdevs = _netdevices(ctx)
     rdt = _intelrdt(cfg, cid)  # checked against the host before anything is made
     # Everything init will need after pivot_root is imported now, before the fork.
     from ..process import init  # noqa: F401
-    from ..rootfs import idmap as _idmap
     syscalls.impl()  # load the shim once here, not in each forked child
     pidfd_conn = None
     if pidfd_socket:  # before anything is made: a bad socket leaves nothing behind
@@ -186,7 +190,6 @@ def _rootfs(cfg, bundle):
 def _prepare_security(ctx):
     cfg = ctx.cfg
     linux = cfg.get("linux") or {}
-    from .. import capabilities
     capabilities.parse((cfg.get("process") or {}).get("capabilities"), warn=True)
     if linux.get("seccomp"):
         from ..seccomp import build_filter
@@ -194,7 +197,6 @@ def _prepare_security(ctx):
     if cfg.get("hooks"):
         from ..hooks import Hooks
         ctx.hooks = Hooks(cfg["hooks"])
-    from ..process import attrs
     attrs.check(cfg.get("process") or {})
     if "memoryPolicy" in linux:
         from .. import mempolicy
@@ -244,7 +246,6 @@ def _cgroup(cfg, cid, opts, rootless=False):
     if rootless:  # a cgroup when one can be had; without one, no limit may be asked
         from ..rootless_cgroup import setup_cgroup
         return setup_cgroup(cfg, cid, systemd=opts.systemd_cgroup)
-    from .. import cgroups
     return cgroups.setup(cfg, cid, systemd=opts.systemd_cgroup, defer=True)
 
 
@@ -280,5 +281,4 @@ def _write_pid_file(path, pid):
 
 
 def _rfc3339():
-    from ..log import _now
     return _now()

@@ -20,6 +20,7 @@ from ..process.common import reap_status as _reap, wait_status as _wait_for
 from ..errors import ConfigError, OcirtError
 from ..process.common import caller_fds
 from ..process.common import listen_fds
+from .. import capabilities
 
 # process fields that, absent from a --process file, come from config.json
 _INHERITED = ("capabilities", "noNewPrivileges", "rlimits", "apparmorProfile",
@@ -162,7 +163,6 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
 
     from ..process import attrs, common  # noqa: F401 - everything the child uses, loaded now
     from ..process.exec import ExecContext, spawn
-    from .. import capabilities
     attrs.check(proc, where)
     capabilities.parse(proc.get("capabilities"), f"{where}.capabilities", warn=True)
     linux = cfg.get("linux") or {}

@@ -12,6 +12,7 @@ from ..usage import verdict
 from .create import create
 from .start import start
 from .. import syscalls as sc
+from ..cgroups import restore
 
 _EMPTY_WAIT = 10.0  # s: after init, for the rest of the cgroup to go
 
@@ -129,7 +130,6 @@ def _wait_empty(st, cid):
     cg = st.cgroup
     if not cg:
         return
-    from ..cgroups import restore
     cg = restore(cg)
     deadline = time.monotonic() + _EMPTY_WAIT
     killed = False
@@ -177,5 +177,4 @@ def _reap_orphans(cg):
 def _cgroup_paths(cg):
     """What a line of /proc/PID/cgroup ends with for a process of this container (it
     names the path below each mount: the leaf, which carries the container's id)."""
-    from ..cgroups import restore
     return {"/" + d.rstrip("/").rsplit("/", 1)[-1] for d in restore(cg).leaves()}

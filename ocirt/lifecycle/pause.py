@@ -2,13 +2,13 @@
 cgroup.freeze v2)."""
 from .. import status as S
 from ..errors import OcirtError
+from ..cgroups import restore
 
 
 def _cgroup(c):
     """The container's cgroup manager."""
     if not c.state.cgroup:
         raise OcirtError(f"container {c.id} has no cgroup to freeze")
-    from ..cgroups import restore
     return restore(c.state.cgroup)
 
 

@@ -2,6 +2,7 @@
 import _socket  # the C module: `socket` imports selectors and enum
 import os
 import time
+import select
 
 from .. import rules, state as statemod, status as S
 from ..errors import OcirtError, WrongState
@@ -55,7 +56,6 @@ def _wait_reply(s, c):
     """init's answer: b"" once it has exec'd, else its error. Bounded: an init stopped
     (SIGSTOP, a debugger) after its release is not waited for; it will exec when
     continued."""
-    import select
     pid = c.state.pid
     since = None
     while True:

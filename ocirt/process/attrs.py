@@ -13,6 +13,7 @@ import os
 
 from .. import syscalls as sc
 from ..errors import ConfigError
+from ..log import LOG
 
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 IOPRIO_WHO_PROCESS = 1
@@ -168,7 +169,6 @@ def set_affinity(pid, proc, key, where="process"):
         os.sched_setaffinity(pid, cpus)
     except OSError as e:
         raise ConfigError(field, f"cannot run on CPUs {text}: {e.strerror}") from None
-    from ..log import LOG
     if LOG.debug_on:  # runc's line, which its suite checks the mask by
         LOG.debug(f"nsexec: {key} affinity of {pid}: affinity: {sum(1 << c for c in cpus):#x}")
 

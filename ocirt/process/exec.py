@@ -23,6 +23,8 @@ from ..config import NAMESPACES
 from ..errors import OcirtError
 from . import finalize  # the steps from oomScoreAdj to execve, shared with init
 from .common import Channel, ChildError, kill_and_reap, reap
+from . import speed
+from ..log import LOG
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -46,7 +48,6 @@ class ExecContext:
         self.init_start = None
         self.mempolicy = None     # mempolicy.parse() of linux.memoryPolicy
         self.personality = None   # linux.personality, as init has it
-        from ..log import LOG
         self.debug = LOG.debug_on  # the process's debug lines reach the parent's log
 
     def open_namespaces(self):
@@ -96,9 +97,7 @@ def _host_root():
 def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
     """Start the process; return its host pid once it has exec'd (or raise)."""
     parent, child = Channel.pair()
-    from . import speed
     speed.before_fork()
-    from ..log import LOG
     LOG.debug("nsexec container setup: forking the process that joins the container")
     pid = os.fork()
     if pid == 0:

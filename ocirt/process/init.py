@@ -16,6 +16,7 @@ from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
 from . import attrs, finalize  # everything the finalize sequence uses, loaded before the fork
 from .common import exec_error
+from ..rootfs import idmap
 
 
 def run_init(ctx, chan, exec_listener):
@@ -200,7 +201,6 @@ def _idmap_late(ctx, chan, m, i):
         if msg.get("message"):
             raise OcirtError(msg["message"])
         return msg["fds"][0]
-    from ..rootfs import idmap
     return idmap.idmap_now(m, ctx.bundle, mounts.parse_options(m.get("options"),
                                                                f"mounts[{i}]"),
                            ctx.idmap_late[i], f"mounts[{i}]")

@@ -24,6 +24,9 @@ from .. import syscalls as sc
 from ..config import NAMESPACES
 from ..errors import OcirtError
 from .common import Channel, ChildError, kill_and_reap, reap
+from . import speed
+from ..log import LOG
+from ..rootfs import idmap
 
 
 class InitContext:
@@ -62,7 +65,6 @@ class InitContext:
         # set by _init_directly when init goes on before it (`early`)
         self.placed = _nothing
         self.early = False
-        from ..log import LOG
         self.debug = LOG.debug_on  # init's debug lines go to the parent over the channel
 
     def run_hooks(self, phase, default_env=None):
@@ -91,10 +93,8 @@ def spawn(ctx, exec_listener, on_intermediate=None):
     it directly) may proceed: the cgroup placement.
     """
     parent, child = Channel.pair()
-    from . import speed
     speed.before_fork(stays=True)
     direct = _direct(ctx)
-    from ..log import LOG
     LOG.debug(f"nsexec container setup: forking {'init' if direct else 'the intermediate'}")
     pid = _fork_init(ctx) if direct else os.fork()
     if pid == 0:
@@ -203,7 +203,6 @@ def _idmap_for_init(ctx, chan, init_pid, index):
     namespace (it may not idmap: only the host's root may): a child of ours enters
     init's mount namespace, where the mounts before it exist, clones and idmaps the
     source there and sends the tree to init."""
-    from ..rootfs import idmap
     pid = os.fork()
     if pid == 0:
         code = 1

@@ -23,6 +23,8 @@ import os
 
 from .. import syscalls as sc
 from ..errors import ConfigError
+from .mounts import is_bind
+from .mounts import parse_options
 
 
 def wanted(m):
@@ -48,7 +50,6 @@ def _new_userns(cfg):
 
 
 def _is_bind(m):
-    from .mounts import is_bind
     return is_bind(m)
 
 
@@ -60,7 +61,6 @@ def prepare(cfg, bundle, rootfs, binds=True, locked=None, late=None):
     `late` (a dict) gets, for an idmapped source inside the rootfs, the fd of the
     user namespace to idmap it with: its tree is only complete once init has made the
     mounts before it, so init clones and idmaps it then (mounts.do_mount)."""
-    from .mounts import parse_options
     out = {}
     locked = {} if locked is None else locked
     late = {} if late is None else late
