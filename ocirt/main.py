@@ -2,12 +2,12 @@
 import os
 import sys
 
-from .errors import HelpRequested, OcirtError
-
-VERSION = "0.1.0"
 from . import OCI_VERSION as SPEC_VERSION
 from .cli import Flags
+from .errors import HelpRequested, OcirtError
 from .log import LOG
+
+VERSION = "0.1.0"
 COMMANDS = {
     "create": "create a container from a bundle",
     "start": "start a created container",
