@@ -474,6 +474,12 @@ class Manager:
             out.update(fs.procs(d))
         return sorted(out)
 
+    def is_empty(self):
+        """No process is left: one leaf read (the probe, which every process of the
+        container is in) where the driver has one, else every leaf."""
+        probe = self._probe()
+        return not (fs.procs(probe) if probe else self.pids())
+
     def is_frozen(self):
         try:
             return self._frozen()

@@ -134,7 +134,7 @@ def _wait_empty(st, cid):
     deadline = time.monotonic() + _EMPTY_WAIT
     killed = False
     delay = 0.0005
-    while cg.pids():
+    while not cg.is_empty():
         if not killed:
             cg.kill_all()
             killed = True
