@@ -2,17 +2,13 @@
 import os
 import _socket as socket  # the C module: `socket` imports selectors and enum
 
-from .. import config, state as statemod
+from .. import capabilities, cgroups, config, rootless as _rootless, state as statemod, syscalls
 from ..container import Options
 from ..errors import ConfigError, OcirtError
-from ..process.common import caller_fds, listen_fds as _listen_fds  # noqa: F401 (exec's too)
-from ..process.launcher import InitContext, spawn
-from .. import syscalls
-from .. import capabilities
-from .. import cgroups
-from .. import rootless as _rootless
 from ..log import _now
 from ..process import attrs
+from ..process.common import caller_fds, listen_fds as _listen_fds
+from ..process.launcher import InitContext, spawn
 from ..rootfs import idmap as _idmap
 
 

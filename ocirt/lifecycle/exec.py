@@ -15,12 +15,10 @@ import _signal as signal
 import time
 
 from .. import OCI_VERSION
-from .. import config, status as S
-from ..process.common import reap_status as _reap, wait_status as _wait_for
+from .. import capabilities, config, status as S
 from ..errors import ConfigError, OcirtError
-from ..process.common import caller_fds
-from ..process.common import listen_fds
-from .. import capabilities
+from ..process.common import (caller_fds, listen_fds, reap_status as _reap,
+                              wait_status as _wait_for)
 
 # process fields that, absent from a --process file, come from config.json
 _INHERITED = ("capabilities", "noNewPrivileges", "rlimits", "apparmorProfile",
@@ -169,7 +167,7 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
     ctx = ExecContext(proc, st.pid, [n["type"] for n in linux.get("namespaces") or []],
                       where)
     ctx.init_start = st.init_start
-    ctx.preserve_fds = preserve_fds + _listen_fds()
+    ctx.preserve_fds = preserve_fds + listen_fds()
     ctx.close_in_child = caller_fds(3 + ctx.preserve_fds)
     if linux.get("seccomp"):
         from ..seccomp import build_filter
@@ -290,6 +288,3 @@ def _forward(pid, num):
     except ProcessLookupError:
         pass
 
-
-def _listen_fds():
-    return listen_fds()

@@ -7,7 +7,6 @@ Kept apart from init.py so `exec` loads no rootfs/* module for them.
 import os
 import _signal
 import _socket as socket  # the C module: `socket` imports selectors and enum
-import _socket
 
 from .. import jsonfast, syscalls as sc
 from ..errors import ConfigError, OcirtError
@@ -147,12 +146,11 @@ def caller_fds(first):
 
 def connect_unix(path, flag):
     """A connected SOCK_STREAM unix socket (--console-socket, --pidfd-socket)."""
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         s.connect(path)
     except OSError as e:
         s.close()
-        from ..errors import OcirtError
         raise OcirtError(f"{flag} {path}: cannot connect: {e.strerror or e}") from None
     return s
 
@@ -166,7 +164,6 @@ def send_pidfd(conn, pid, name):
     try:
         socket.send_fds(s, [name.encode()], [fd])
     except OSError as e:
-        from ..errors import OcirtError
         raise OcirtError(f"--pidfd-socket: cannot send the pidfd: {e.strerror}") from None
     finally:
         os.close(fd)
