@@ -22,6 +22,7 @@ from .lifecycle.run import run  # noqa: F401
 from .container import Options, options_of as _opts  # noqa: F401
 from .specgen import default_spec  # noqa: F401
 from . import syscalls
+from .lazy import lifecycle_measured
 
 
 # Each call by id is one Container method (ocirt/container.py), as for the CLI.
@@ -82,9 +83,9 @@ def run_measured(id, bundle, *, root=None, wall_limit=None, stdin=None, stdout=N
     stdin/stdout/stderr: a path, an open file or fd, or None (/dev/null); the process
     never gets the caller's terminal. Raises ConfigError naming the field for a limit
     that cannot be applied, before anything runs; leaves nothing behind on any path."""
-    from .lifecycle.measured import run_measured as _run
-    return RunResult(**_run(id, bundle, root=root, wall_limit=wall_limit, stdin=stdin,
-                            stdout=stdout, stderr=stderr))
+    return RunResult(**lifecycle_measured.run_measured(
+        id, bundle, root=root, wall_limit=wall_limit, stdin=stdin, stdout=stdout,
+        stderr=stderr))
 
 
 def wait(cid, root=None):

@@ -1,6 +1,7 @@
 """process.capabilities: the five sets, through capget/capset and prctl(2) in the shim
 (python-prctl's module and libcap cost ~1 ms to load on every create and exec)."""
 from . import syscalls as sc
+from .lazy import log
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -65,8 +66,7 @@ def parse(caps, where="process.capabilities", warn=False):
                            "it must be permitted and inheritable too")
     out["ambient"] = amb
     if warn and dropped:
-        from .log import LOG
-        LOG.warning("ignoring capabilities that cannot be granted: " + "; ".join(dropped))
+        log.LOG.warning("ignoring capabilities that cannot be granted: " + "; ".join(dropped))
     return out
 
 

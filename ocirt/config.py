@@ -7,6 +7,7 @@ from . import jsonfast
 from .errors import ConfigError
 from . import OCI_VERSION
 from .log import LOG
+from .lazy import attrs, fields, mounts, schema
 
 NAMESPACES = {  # OCI type -> (CLONE_NEW* flag, /proc/self/ns name)
     "pid": (0x20000000, "pid"),
@@ -53,8 +54,7 @@ def load(bundle):
     verdict = cache_get("schema", key) if isinstance(cfg, dict) else None
     if verdict is None:
         check(cfg)
-        from .fields import unknown_fields
-        unknown = unknown_fields(cfg)
+        unknown = fields.unknown_fields(cfg)
         verdict = "\n".join(["ok"] + unknown).encode()
         cache_put("schema", key, verdict)
     else:
@@ -71,17 +71,13 @@ def _warn_without_effect(cfg):
         opts = m.get("options") or ()
         if m.get("type") != "bind" and "bind" not in opts and "rbind" not in opts:
             continue
-        from .rootfs.mounts import parse_options
-        data = parse_options(opts, f"mounts[{i}]").data
+        data = mounts.parse_options(opts, f"mounts[{i}]").data
         if data:
-            from .log import LOG
             LOG.warning(f"mounts[{i}].options: {data} has no effect on a bind mount "
                         "(a bind mount takes no filesystem data)")
     linux = cfg.get("linux") or {}
     if linux.get("mountLabel"):
-        from .process.attrs import selinux_enabled
-        if not selinux_enabled():  # nothing to label (runtime-tools runs it so; runc too)
-            from .log import LOG
+        if not attrs.selinux_enabled():  # nothing to label (runtime-tools runs it so; runc too)
             LOG.warning("linux.mountLabel: SELinux is not enabled on this host: the mounts "
                         "get no label")
     devs = linux.get("devices")
@@ -89,7 +85,6 @@ def _warn_without_effect(cfg):
         for i, d in enumerate(devs):
             given = [k for k in ("fileMode", "uid", "gid") if k in d]
             if given:
-                from .log import LOG
                 LOG.warning(f"linux.devices[{i}]: {', '.join(given)} not applied: in a user "
                             "namespace the device is the host's node, bind-mounted, with "
                             "the host's mode and owner")
@@ -117,7 +112,6 @@ def _version_key(v):
 def check(cfg):
     if not isinstance(cfg, dict):
         raise ConfigError("", "config.json must be a JSON object")
-    from . import schema
     schema.validate(cfg, "config")
     _check_semantics(cfg)
 

@@ -8,6 +8,8 @@ place; the work of each verb is in ocirt/lifecycle/<verb>.py.
 """
 from . import state as _state, status as S
 from .state import default_root
+from .lazy import (lifecycle_delete, lifecycle_kill, lifecycle_pause, lifecycle_query,
+                   lifecycle_start, lifecycle_update)
 
 
 # --- Options: what the caller decided for one call, built once (by ocirt.main from
@@ -111,36 +113,28 @@ class Container:
 
     # --- the verbs (each in ocirt/lifecycle/<verb>.py)
     def start(self):
-        from .lifecycle.start import start
-        return start(self)
+        return lifecycle_start.start(self)
 
     def signal(self, sig, all_processes=False):
-        from .lifecycle.kill import kill
-        return kill(self, sig, all_processes)
+        return lifecycle_kill.kill(self, sig, all_processes)
 
     def pause(self):
-        from .lifecycle.pause import pause
-        return pause(self)
+        return lifecycle_pause.pause(self)
 
     def resume(self):
-        from .lifecycle.pause import resume
-        return resume(self)
+        return lifecycle_pause.resume(self)
 
     def update(self, resources, l3_cache_schema=None, mem_bw_schema=None):
-        from .lifecycle.update import update
-        return update(self, resources, l3_cache_schema, mem_bw_schema)
+        return lifecycle_update.update(self, resources, l3_cache_schema, mem_bw_schema)
 
     def processes(self):
         """Host pids of its processes (none once stopped)."""
-        from .lifecycle.query import processes
-        return processes(self)
+        return lifecycle_query.processes(self)
 
     def delete(self, force=False):
-        from .lifecycle.delete import delete
-        return delete(self, force)
+        return lifecycle_delete.delete(self, force)
 
     def destroy(self):
         """Release everything a stopped container holds (cgroup, RDT, mounts, hooks,
         the record)."""
-        from .lifecycle.delete import destroy
-        return destroy(self)
+        return lifecycle_delete.destroy(self)

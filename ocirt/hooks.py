@@ -24,6 +24,7 @@ import _signal as signal
 import subprocess
 
 from .errors import OcirtError
+from .log import LOG
 
 PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
           "poststop")
@@ -103,7 +104,6 @@ class Hooks:
 
 def run_list_warn(hooks, phase, state):
     """poststart/poststop: a failure is a warning and the operation goes on."""
-    from .log import LOG
     for i, h in enumerate(hooks):
         try:
             run_hook(h, phase, i, state)

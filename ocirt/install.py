@@ -12,6 +12,7 @@ import os
 import sys
 
 from .errors import OcirtError
+from .lazy import shutil
 
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 DEFAULT_NAME = "ocirt"
@@ -155,7 +156,6 @@ def self_path():
     p = sys.argv[0] if sys.argv else ""
     if p and os.path.basename(p) != "__main__.py" and not p.endswith(".py"):
         if os.sep not in p:
-            import shutil
             p = shutil.which(p) or p
         p = os.path.abspath(p)
         if os.access(p, os.X_OK) and os.path.isfile(p):

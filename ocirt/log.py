@@ -3,6 +3,7 @@
 by main (`ocirt: msg`), so they go to the file only."""
 import os
 import time
+from .lazy import jsonfast
 
 
 def _now():
@@ -22,8 +23,7 @@ class Log:
         if not self.path and level == "error":
             return
         if self.fmt == "json":
-            from .jsonfast import dumps
-            line = dumps({"level": level, "msg": msg, "time": _now()}, compact=True)
+            line = jsonfast.dumps({"level": level, "msg": msg, "time": _now()}, compact=True)
         else:
             line = f'time="{_now()}" level={level} msg="{msg}"'
         try:

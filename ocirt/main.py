@@ -6,6 +6,7 @@ from . import OCI_VERSION as SPEC_VERSION
 from .cli import Flags
 from .errors import HelpRequested, OcirtError
 from .log import LOG
+from .lazy import container, traceback
 
 VERSION = "0.1.0"
 COMMANDS = {
@@ -114,8 +115,7 @@ def main(argv=None):
         if rootless not in ("auto", "true", "false"):
             raise OcirtError(f"invalid --rootless value {g['rootless']!r}: use auto, true "
                              "or false")
-        from .container import Options
-        opts = Options(root=os.path.abspath(g["root"]) if g["root"] else None,
+        opts = container.Options(root=os.path.abspath(g["root"]) if g["root"] else None,
                        systemd_cgroup=g["systemd-cgroup"], rootless=rootless,
                        log=g["log"], log_format=g["log-format"], debug=debug,
                        criu=g["criu"])
@@ -176,8 +176,7 @@ def _help_of(cmd):
     """A command's help page, its flags taken from the command's own parser."""
     try:
         mod = __import__(f"ocirt.cli.{cmd}", fromlist=["main"])
-        from .container import Options
-        mod.main(Options(), ["--help"])
+        mod.main(container.Options(), ["--help"])
     except HelpRequested as h:
         return command_help(cmd, h.flags)
     except Exception:  # noqa: BLE001 - a verb that takes no flags
@@ -188,7 +187,6 @@ def _help_of(cmd):
 def _fail(msg, debug, cmd=None):
     """One line, exit 1; `exec` exits 255 as runc's does (1 may be its process's)."""
     if debug:
-        import traceback
         traceback.print_exc()
     LOG.error(msg)
     sys.stderr.write(f"ocirt: {msg}\n")

@@ -20,6 +20,8 @@ import os
 import _socket as socket
 
 from .errors import ConfigError
+from . import syscalls as sc
+from .lazy import netlink_exceptions, pyroute2
 
 FIELD = "linux.netDevices"
 _IFNAMSIZ = 16  # with the NUL: at most 15 bytes
@@ -66,7 +68,6 @@ def _template_problem(name):
 def _names_in(ns_path):
     """The interface names (not the alternative ones) in the network namespace at
     `ns_path`: this thread visits it for the time of one ioctl."""
-    from . import syscalls as sc
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -161,16 +162,14 @@ class Mover:
         self.host_fd = self.ns_fd = None
 
     def move(self, init_pid):
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
         self.host_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         # held until create is over: a rollback can reach the namespace even once
         # init is dead (and the devices in it are not destroyed meanwhile)
         self.ns_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         host = inside = current = None
         try:
-            host = IPRoute()
-            inside = _ipr_in(self.ns_fd, IPRoute)
+            host = pyroute2.IPRoute()
+            inside = _ipr_in(self.ns_fd, pyroute2.IPRoute)
             for current, index, primary, new in self.plan:
                 flags = host.link("get", index=index)[0]["flags"]
                 addrs = [_addr_args(a) for a in host.get_addr(index=index) if _keep(a)]
@@ -192,7 +191,7 @@ class Mover:
             self._close_sockets(host, inside)
             host = inside = None
             self.rollback()
-            if isinstance(e, NetlinkError):
+            if isinstance(e, netlink_exceptions.NetlinkError):
                 why = os.strerror(e.code)
             elif isinstance(e, OSError):
                 why = e.strerror or str(e)
@@ -222,12 +221,10 @@ class Mover:
         if self.ns_fd is None or not self.moved:
             self.close()
             return
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
         host = inside = None
         try:
-            host = IPRoute()
-            inside = _ipr_in(self.ns_fd, IPRoute)
+            host = pyroute2.IPRoute()
+            inside = _ipr_in(self.ns_fd, pyroute2.IPRoute)
             for _, primary, flags, addrs, cidx, _ in reversed(self.moved):
                 try:
                     inside.link("set", index=cidx, state="down")
@@ -239,10 +236,10 @@ class Mover:
                             host.addr("add", index=idx, **a)
                         if flags & _IFF_UP:
                             host.link("set", index=idx, state="up")
-                except (NetlinkError, OSError):
+                except (netlink_exceptions.NetlinkError, OSError):
                     pass
             self.moved = []
-        except (NetlinkError, OSError):
+        except (netlink_exceptions.NetlinkError, OSError):
             pass
         finally:
             self._close_sockets(host, inside)
@@ -258,7 +255,6 @@ class Mover:
 def _ipr_in(ns_fd, IPRoute):
     """An IPRoute whose socket lives in the namespace `ns_fd` (a socket keeps the
     namespace it was made in): this thread visits it for the socket's creation."""
-    from . import syscalls as sc
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         sc.setns(ns_fd, sc.CLONE_NEWNET)

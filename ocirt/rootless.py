@@ -24,6 +24,7 @@ import errno
 
 from .errors import ConfigError, OcirtError
 from .syscalls import read_control
+from .lazy import pwd, shutil
 
 _UID_MAP = "/proc/self/uid_map"
 MAX_USER_NS = "/proc/sys/user/max_user_namespaces"
@@ -193,7 +194,6 @@ def _show(maps):
 
 def _user_name(uid):
     try:
-        import pwd
         return pwd.getpwuid(uid).pw_name
     except (KeyError, ImportError):
         return None
@@ -229,7 +229,6 @@ def _subids_from_nss():
 
 
 def _check_subids(key, maps, own, path, name, tool):
-    import shutil
     if shutil.which(tool) is None:
         raise ConfigError(f"linux.{key}", f"mapping more than your own id ({own}) needs "
                           f"{tool}, which is not installed (Debian/Ubuntu: apt install "

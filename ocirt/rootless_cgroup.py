@@ -18,6 +18,11 @@ import os
 from .errors import ConfigError, OcirtError
 from .rootless import DOC
 from . import syscalls as sc
+from . import cgroups
+from .log import LOG
+from .cgroups import fs, mount_in_container
+from .rootfs.mounts import bind_onto
+from .lazy import systemd as sd
 
 _RES = "linux.resources"
 _PATH = "linux.cgroupsPath"
@@ -65,7 +70,6 @@ def setup_cgroup(cfg, cid, systemd=False):
     """The container's cgroup when rootless, or None when there is none to be had
     and the config asks for no limit (the container then runs without one).
     `systemd`: --systemd-cgroup (the user's systemd manager places it)."""
-    from . import cgroups
     linux = cfg.get("linux") or {}
     res = linux.get("resources")
     wanted = requested_limits(res)
@@ -99,7 +103,6 @@ def setup_cgroup(cfg, cid, systemd=False):
         raise ConfigError(wanted[0], f"cannot be applied rootless: no cgroup uid "
                           f"{os.geteuid()} may write ({why}); a resource limit needs a "
                           f"delegated cgroup v2 subtree (see {DOC})")
-    from .log import LOG
     LOG.debug(f"rootless: running without a cgroup: {why}")
     return None
 
@@ -132,9 +135,8 @@ def _explain_undelegated(wanted):
     failed because user@UID.service is not given its controller, say so in one
     line, naming the controller and how to delegate it. Returns when that is not
     the cause (or can't be found out)."""
-    from .cgroups import detect, systemd as sd
     try:
-        if not sd.is_user() or detect() != "v2":
+        if not sd.is_user() or cgroups.detect() != "v2":
             return
     except OcirtError:
         return
@@ -170,7 +172,6 @@ def _permission_error(e):
 
 
 def _v2_mount():
-    from .cgroups import fs
     for t, mp, root, _ in fs.cgroup_mounts():
         if t == "cgroup2":
             return mp, root
@@ -178,7 +179,6 @@ def _v2_mount():
 
 
 def own_v2_cgroup():
-    from .cgroups import fs
     return fs.own_cgroups().get("", "/")
 
 
@@ -198,7 +198,6 @@ def _v2_blocker(path):
     when it looks possible): the directory must be creatable, and a process moves
     only with write access to cgroup.procs of the common ancestor of its old and
     new cgroups (cgroup v2 delegation containment)."""
-    from .cgroups import fs
     mp, mroot = _v2_mount()
     if mp is None:
         return "no cgroup2 filesystem is mounted"
@@ -240,7 +239,6 @@ def mount_cgroup(ctx, target, opts, where):
     _cover_mount_point(target, where)
     if ctx.cgroup is None:
         return mount_cgroup_without_own(target, opts, where, "cgroup" in ctx.new_ns)
-    from .cgroups import mount_in_container
     return mount_in_container(target, opts, where, ctx.cgroup)
 
 
@@ -260,8 +258,6 @@ def mount_cgroup_without_own(target, opts, where, new_cgroupns):
     cgroup2 mount with a cgroup namespace on a v2 host (its root is the cgroup
     the container was started in), otherwise the host's /sys/fs/cgroup bound
     recursively; read-only unless the options say rw."""
-    from .cgroups import fs
-    from .rootfs.mounts import bind_onto
     flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
     kinds = {t for t, *_ in fs.cgroup_mounts()}
     try:

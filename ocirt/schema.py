@@ -39,6 +39,7 @@ import os
 from ocirt import jsonfast
 
 from ocirt.errors import ConfigError
+from ocirt.lazy import json, re
 
 SCHEMA_NAMES = ("config", "state", "features")
 
@@ -129,7 +130,6 @@ def _path(loc):
         elif key.isascii() and key.isidentifier():
             out.append("." + key if out else key)
         else:
-            import json
             out.append("[" + json.dumps(key, ensure_ascii=False) + "]")
     return "".join(out)
 
@@ -485,5 +485,4 @@ def _matcher(pattern):
     fn = _KNOWN.get(pattern)
     if fn is not None:
         return fn
-    import re
     return re.compile(pattern).search

@@ -22,6 +22,7 @@ import sys
 from . import OCI_VERSION
 from . import syscalls as sc
 from .errors import ConfigError, OcirtError
+from .lazy import config, json, jsonfast, log, stdsocket, struct
 
 # Kernel SECCOMP_RET_* values; libseccomp's SCMP_ACT_* are the same numbers.
 ACTIONS = {
@@ -131,17 +132,15 @@ class Filter:
     def send_to_listener(self, fd, state, pid):
         """Send the notify fd to listenerPath with the container process state, as
         the spec's ContainerProcessState (runc's format), then close our copy."""
-        import json
-        import socket
         msg = {"ociVersion": state.get("ociVersion", OCI_VERSION), "fds": [SECCOMP_FD_NAME],
                "pid": pid, "state": state}
         if self.metadata:
             msg["metadata"] = self.metadata
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        s = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM | stdsocket.SOCK_CLOEXEC)
         try:
             try:
                 s.connect(self.listener_path)
-                socket.send_fds(s, [json.dumps(msg).encode()], [fd])
+                stdsocket.send_fds(s, [json.dumps(msg).encode()], [fd])
             except OSError as e:
                 raise ConfigError("linux.seccomp.listenerPath",
                                   f"failed to connect with seccomp agent at "
@@ -152,8 +151,7 @@ class Filter:
 
 
 def _warn(msg):
-    from .log import LOG
-    LOG.warning(msg)
+    log.LOG.warning(msg)
 
 
 def _uint(v, where, limit):
@@ -301,8 +299,7 @@ def build_filter(spec, where="linux.seccomp"):
     if not isinstance(spec.get("architectures") or [], list):
         raise ConfigError(f"{where}.architectures", "must be an array")
     flags = _flags(spec, uses_notify)
-    from .log import LOG
-    LOG.debug(f"seccomp filter flags: {flags & ~FLAG_NEW_LISTENER}")  # runc's line
+    log.LOG.debug(f"seccomp filter flags: {flags & ~FLAG_NEW_LISTENER}")  # runc's line
     prog = _compile_cached(default, spec.get("architectures") or [], rules, where)
     return Filter(prog, flags, lp if uses_notify else None, spec.get("listenerMetadata"))
 
@@ -317,7 +314,6 @@ def _compile_cached(default, arches, rules, where):
     library file (checked by identity on every hit). Docker's default profile costs
     ~45 ms to import libseccomp and compile, a hit ~0.2 ms. Warnings (unknown syscall
     names) are stored with the program and logged again on a hit."""
-    from . import config, jsonfast
     key = repr((_CACHE_FORMAT, os.uname().machine, default, arches, rules, where)).encode()
     hit = config.cache_get("seccomp", key)
     if hit is not None:
@@ -437,7 +433,6 @@ def _enosys_stub(default, top):
     the profile names fails with ENOSYS, not the default action, so a syscall newer
     than the profile looks missing and libc falls back (runc does the same). Only
     when the default refuses (an ALLOW or LOG default lets everything through)."""
-    import struct
     arch = _AUDIT_ARCH.get(os.uname().machine)
     if arch is None or top < 0 or default in (ACTIONS["SCMP_ACT_ALLOW"],
                                                ACTIONS["SCMP_ACT_LOG"]):

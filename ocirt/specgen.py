@@ -1,5 +1,6 @@
 """`ocirt spec`: a default config.json (what `runc spec` users expect)."""
 from . import OCI_VERSION
+from .lazy import cgroups
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -12,8 +13,7 @@ def _cgroupns():
     """A cgroup namespace on a pure cgroup v2 host only, as runc's spec has it (on v1 or
     hybrid hosts, tools expect to see the container's cgroup paths)."""
     try:
-        from .cgroups import detect
-        return ("cgroup",) if detect() == "v2" else ()
+        return ("cgroup",) if cgroups.detect() == "v2" else ()
     except Exception:  # noqa: BLE001 - no cgroup fs at all: none to namespace
         return ()
 

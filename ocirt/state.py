@@ -16,6 +16,7 @@ import os
 from . import OCI_VERSION, jsonfast, rules, status as S
 from .errors import ContainerNotFound, OcirtError
 from .status import proc_start_time, process_alive  # noqa: F401 (a process's identity)
+from .lazy import rootless, shutil
 
 VERSION = rules.LAYOUT["version"]  # of the "ocirt" part; another is refused by name
 
@@ -140,8 +141,7 @@ def default_root():
     uid = os.geteuid()
     if uid != 0 or os.environ.get("XDG_RUNTIME_DIR"):
         # $XDG_RUNTIME_DIR/ocirt (checked) when rootless: see ocirt/rootless.py
-        from .rootless import default_root as rootless_root
-        return rootless_root()
+        return rootless.default_root()
     return rules.DEFAULT_ROOT.format(uid=uid)
 
 
@@ -220,7 +220,6 @@ class Record:
         try:
             for e in os.scandir(self.dir):
                 if e.is_dir(follow_symlinks=False):
-                    import shutil
                     shutil.rmtree(e.path, ignore_errors=True)
                 else:
                     os.unlink(e.path)

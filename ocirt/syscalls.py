@@ -7,6 +7,7 @@ of every call instead of touching the kernel.
 import os
 
 from .errors import ConfigError
+from .lazy import shim_lib
 
 # Namespace flags (linux/sched.h)
 CLONE_NEWTIME = 0x00000080
@@ -79,8 +80,7 @@ class Real:
     """Calls into the shim; loaded on first use."""
 
     def __init__(self):
-        from ocirt._shim._lib import ffi, lib
-        self.ffi, self.lib = ffi, lib
+        self.ffi, self.lib = shim_lib.ffi, shim_lib.lib
 
     @staticmethod
     def _check(rc, what, path=None):

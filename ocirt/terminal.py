@@ -9,14 +9,17 @@ Container side (init, exec's child): `setup_console(ctx)` / `open_pty()`.
 """
 import fcntl
 import os
+import select
 import socket
 import stat
 import struct
 import termios
+import tty
 import _signal as signal
 
 from . import syscalls as sc
 from .errors import ConfigError, OcirtError
+from .process.common import connect_unix
 
 TIOCSCTTY = 0x540E
 TIOCGWINSZ = 0x5413
@@ -32,7 +35,6 @@ MASTER_NAME = "/dev/pts/ptmx"  # the name sent with the fd (receivers ignore it)
 
 def connect_console(path):
     """A connected socket to --console-socket, made before the fork."""
-    from .process.common import connect_unix
     return connect_unix(path, "--console-socket")
 
 
@@ -198,8 +200,6 @@ def relay(master, wait_child, size=None):
     """Copy stdin -> master and master -> stdout until `wait_child()` (non-blocking
     reap) returns an exit status; the caller's terminal is raw meanwhile and its size
     follows SIGWINCH. Returns the status."""
-    import select
-    import tty
     stdin_tty = os.isatty(0)
     saved = None
     if stdin_tty:
@@ -288,7 +288,6 @@ def _write_all(fd, data):
         try:
             n = os.write(fd, data)
         except BlockingIOError:
-            import select
             select.select([], [fd], [], 1)
             continue
         except OSError:

@@ -9,6 +9,7 @@ import os
 
 from . import jsonfast
 from .cgroups import restore
+from .lazy import container
 
 
 def usage(st):
@@ -48,8 +49,7 @@ def verdict(st, status, timed_out=False, wall=None):
 def final_report(cid, root, status, wall=None):
     """What --usage-file gets: run_measured's fields (docs/api.md), then `id`,
     `exit_status` (128+N for signal N) and the cgroup's usage in detail."""
-    from .container import Container
-    c = Container.load(root, cid)
+    c = container.Container.load(root, cid)
     out = verdict(c.state, status, False, wall)
     out["id"] = cid
     out["exit_status"] = status

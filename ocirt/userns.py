@@ -15,6 +15,7 @@ import os
 from . import syscalls
 from .errors import ConfigError
 from .rootless import self_mapping
+from .lazy import shutil, subprocess
 
 
 def _format(maps):
@@ -51,8 +52,6 @@ def write_maps(cfg, pid):
 
 
 def _helper(tool, pid, maps, where):
-    import shutil
-    import subprocess
     exe = shutil.which(tool)
     if exe is None:
         raise ConfigError(where, f"mapping more than your own id needs {tool} "

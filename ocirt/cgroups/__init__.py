@@ -12,14 +12,13 @@ import os
 
 from ..errors import ConfigError, OcirtError
 from .fs import cgroup_mounts
+from ..lazy import cgroup_v1, cgroup_v2, systemd as sd
 
 
 def _cls(driver):
     if driver == "v2":
-        from .v2 import V2Cgroup
-        return V2Cgroup
-    from .v1 import V1Cgroup
-    return V1Cgroup
+        return cgroup_v2.V2Cgroup
+    return cgroup_v1.V1Cgroup
 
 
 def restore(d):
@@ -32,7 +31,6 @@ def detect(ms=None):
     beside them) or 'v2' (unified), from this process's mounts (`ms`: the list of
     fs.cgroup_mounts(), when the caller has read it already)."""
     if ms is None:
-        from .fs import cgroup_mounts
         ms = cgroup_mounts()
     if any(t == "cgroup" for t, *_ in ms):
         return "v1"
@@ -59,7 +57,6 @@ def setup(cfg, cid, mode=None, systemd=False, defer=False):
         return (cls.plan if defer else cls.create)(cfg, cid, path, mounts=ms)
     # A transient scope from systemd; the container's cgroup is a leaf in it, made and
     # given linux.resources by the same driver code as a plain path.
-    from . import systemd as sd
     scope = sd.place(path, cid, cls.driver)
     try:
         cg = cls.create(cfg, cid, scope.path, mounts=ms)

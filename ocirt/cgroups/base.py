@@ -6,6 +6,7 @@ import _signal
 
 from ..errors import ConfigError, OcirtError
 from . import fs
+from ..lazy import cgroup_devices, systemd
 
 RES = "linux.resources"
 
@@ -348,8 +349,7 @@ def device_rules(res, field, linux_devices, update):
     that does not name linux.resources.devices)."""
     if "devices" not in res or (res["devices"] is None and update):
         return None
-    from . import devices
-    return devices.rules_for(res, f"{field}.devices", linux_devices, update)
+    return cgroup_devices.rules_for(res, f"{field}.devices", linux_devices, update)
 
 
 def not_empty_error(d):
@@ -465,7 +465,6 @@ class Manager:
                 raise
             # rootless --systemd-cgroup: the move crosses a cgroup the caller does not
             # own; systemd may make it (into the delegated scope)
-            from . import systemd
             systemd.attach(self.placement, pid)
 
     def pids(self):
@@ -515,7 +514,6 @@ class Manager:
                            self.kill_all)
         finally:
             if self.placement:
-                from . import systemd
                 systemd.stop(self.placement)
 
     def _rollback(self):

@@ -19,8 +19,17 @@ Imports only os and ocirt.errors (and jeepney when a connection is made).
 """
 import os
 import time
+from binascii import hexlify
+import _socket as socket
 
 from ..errors import OcirtError
+from ..syscalls import unescape
+try:
+    from jeepney import DBusAddress, MatchRule, new_method_call
+    from jeepney.bus_messages import message_bus
+    from jeepney.low_level import HeaderFields, MessageType, Parser
+except ImportError:  # connect() says what is missing
+    MatchRule = None
 
 TIMEOUT = float(os.environ.get("OCIRT_SYSTEMD_TIMEOUT", "30"))
 SD = "org.freedesktop.systemd1"
@@ -107,7 +116,6 @@ def _socket_paths(address):
 
 def _unescape(v):
     """D-Bus address values escape bytes as %XX."""
-    from ..syscalls import unescape
     return unescape(v, "%", 2, 16)
 
 
@@ -153,8 +161,6 @@ class Conn:
     directly to its private socket (peer to peer, no bus daemon)."""
 
     def __init__(self, path, bus, timeout=TIMEOUT):
-        import _socket as socket
-        from jeepney.low_level import Parser
         self.path, self.bus = path, bus
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         self.sock.settimeout(timeout)
@@ -165,7 +171,6 @@ class Conn:
             self.sock.connect(path)
             authenticate(self.sock, None if not _initial_userns() else os.geteuid())
             if bus:
-                from jeepney.bus_messages import message_bus
                 self.call(message_bus.Hello())
         except BaseException:
             self.sock.close()
@@ -191,7 +196,6 @@ class Conn:
     def call(self, msg, timeout=TIMEOUT):
         """Send a method call; return the reply's body, or raise DBusError. Signals
         that arrive meanwhile are kept in self.signals."""
-        from jeepney.low_level import HeaderFields, MessageType
         self.serial += 1
         serial = self.serial
         self.sock.sendall(msg.serialise(serial=serial))
@@ -227,7 +231,6 @@ def authenticate(sock, uid):
     or with none when `uid` is None (the server then takes the peer credentials
     the kernel gives it: what a process in a user namespace must do, as its own
     uid means nothing to a bus daemon outside). Leaves the socket after BEGIN."""
-    from binascii import hexlify
     if uid is None:
         sock.sendall(b"\0AUTH EXTERNAL\r\n")
     else:
@@ -256,10 +259,7 @@ def authenticate(sock, uid):
 def connect(user):
     """A connection to the manager (system, or the caller's user manager), or an
     OcirtError that says which sockets were tried."""
-    try:
-        from jeepney import MatchRule
-        from jeepney.bus_messages import message_bus
-    except ImportError:
+    if MatchRule is None:
         raise OcirtError("--systemd-cgroup needs the Python package jeepney (a D-Bus "
                          "client): pip install jeepney") from None
     eps = _endpoints(user)
@@ -298,13 +298,11 @@ def connect(user):
 # --- the manager's API ------------------------------------------------------------------
 
 def manager_call(conn, method, signature, *args, timeout=TIMEOUT):
-    from jeepney import DBusAddress, new_method_call
     addr = DBusAddress(SD_PATH, bus_name=SD, interface=MANAGER)
     return conn.call(new_method_call(addr, method, signature, args), timeout=timeout)
 
 
 def get_property(conn, obj, iface, name):
-    from jeepney import DBusAddress, new_method_call
     addr = DBusAddress(obj, bus_name=SD, interface="org.freedesktop.DBus.Properties")
     return conn.call(new_method_call(addr, "Get", "ss", (iface, name)))[0][1]
 
@@ -312,7 +310,6 @@ def get_property(conn, obj, iface, name):
 def wait_job(conn, job, unit, what, timeout=TIMEOUT):
     """Wait until `job` is done (the JobRemoved signal, or, should none come, the job
     object gone); return its result ('done', 'failed', 'canceled', ...)."""
-    from jeepney.low_level import HeaderFields
     deadline = time.monotonic() + timeout
 
     def ours(m):

@@ -24,6 +24,8 @@ from ..errors import ConfigError, OcirtError
 from ..status import proc_start_time, process_alive
 from .sdbus import (DBusError, connect, get_property, is_user, manager_call,
                     manager_cgroup, running, unit_state, user_uid, wait_job)
+from . import fs
+from ..log import LOG
 
 FIELD = "linux.cgroupsPath"
 KEEPER_DIR = "keeper"
@@ -81,7 +83,6 @@ def undelegated(controllers):
     from its cgroup's cgroup.controllers: user@UID.service's Delegate= lacks them).
     Returns (the manager's cgroup directory, the controllers it has, the missing
     ones in the order asked), or None when that can't be found out."""
-    from . import fs
     cg = manager_cgroup(True)
     if not cg:
         return None
@@ -290,7 +291,6 @@ def _start_error(e, path, unit, slc):
 def _unit_cgroup(conn, unit, keeper):
     """The scope's cgroup path: where the keeper is (this process's view of the
     hierarchy), checked against the unit's ControlGroup property."""
-    from . import fs
     own = fs.own_cgroups(keeper)
     cg = own.get("") or own.get("name=systemd")
     if not cg:
@@ -305,7 +305,6 @@ def _unit_cgroup(conn, unit, keeper):
 def _settle(info, cgpath, keeper, mode):
     """Remember the scope's directories; on v2 move the keeper into a leaf of its own
     so that the scope's cgroup may enable controllers for the container's leaf."""
-    from . import fs
     dirs = []
     for t, mp, root, sopts in fs.cgroup_mounts():
         if mode == "v2" and t != "cgroup2":
@@ -380,7 +379,6 @@ def stop(info, conn=None):
         if own and conn is not None:
             conn.close()
     _kill_keeper(info.get("keeper"), info.get("keeper_start"))
-    from . import fs
     if info.get("keeper_dir"):
         fs.rmdir_tree(info["keeper_dir"])
     busy = []
@@ -395,5 +393,4 @@ def stop(info, conn=None):
         if busy:
             raise OcirtError(f"{msg}, but cgroup {busy[0]} is still busy")
         # everything ocirt made is gone: delete may go on
-        from ..log import LOG
         LOG.warning(msg)

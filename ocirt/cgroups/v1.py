@@ -9,6 +9,7 @@ from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from . import base, fs
 from .base import RES, w as _w
+from ..lazy import counters, mounts, v1limits
 
 
 def hierarchies(own=None, mounts=None):
@@ -170,12 +171,10 @@ class V1Cgroup(base.Manager):
         return fs.read_kv(os.path.join(m, "memory.oom_control")).get("oom_kill", 0)
 
     def stats(self):
-        from .counters import v1_stats
-        return v1_stats(self.dirs)
+        return counters.v1_stats(self.dirs)
 
     def usage(self):
-        from .counters import v1_usage
-        return v1_usage(self.dirs)
+        return counters.v1_usage(self.dirs)
 
     def mount_in_container(self, target, opts, where):
         mount_v1(self, target, opts, where)
@@ -197,7 +196,6 @@ def plan(dirs, res, field, linux_devices=None, update=False):
 
     mem, cpu, bio = (res.get(k) or {} for k in ("memory", "cpu", "blockIO"))
     if mem or cpu or bio:
-        from . import v1limits
         if mem:
             ops += v1limits.plan_memory(need, mem, f"{field}.memory", update)
         if cpu:
@@ -297,7 +295,6 @@ def mount_v1(cg, target, opts, where):
     """tmpfs at target, one mount per hierarchy under it (cgroupfs with a cgroup
     namespace, else a bind mount of the container's own dir), symlinks for co-mounted
     controllers, and everything read-only when the config says ro."""
-    from ..rootfs.mounts import remount_bind
     flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
     ro = flags & sc.MS_RDONLY
     base_flags = flags & ~sc.MS_RDONLY
@@ -327,7 +324,7 @@ def mount_v1(cg, target, opts, where):
                     os.close(sfd)
                     sfd = os.open(base_name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
                                   dir_fd=tfd)
-                    remount_bind(f"/proc/self/fd/{sfd}",
+                    mounts.remount_bind(f"/proc/self/fd/{sfd}",
                                  flags | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
             finally:
                 os.close(sfd)
@@ -340,7 +337,7 @@ def mount_v1(cg, target, opts, where):
                         except FileExistsError:
                             pass
         if ro:
-            remount_bind(f"/proc/self/fd/{tfd}", flags | sc.MS_NOSUID | sc.MS_NODEV
+            mounts.remount_bind(f"/proc/self/fd/{tfd}", flags | sc.MS_NOSUID | sc.MS_NODEV
                          | sc.MS_NOEXEC)
     except OSError as e:
         raise ConfigError(where, f"mounting the cgroup hierarchies: {e.strerror}") from None

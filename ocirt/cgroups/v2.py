@@ -22,6 +22,7 @@ from .. import syscalls as sc
 from ..errors import ConfigError, OcirtError
 from . import base, fs
 from .base import RES, w as _w
+from ..lazy import bpf, counters, mounts
 
 # Which controller each top-level section needs.
 _CTRL = {"memory": "memory", "pids": "pids", "blockIO": "io", "hugepageLimits": "hugetlb",
@@ -168,21 +169,18 @@ class V2Cgroup(base.Manager):
         return fs.read_kv(os.path.join(self.dir, "memory.events")).get("oom_kill", 0)
 
     def stats(self):
-        from .counters import v2_stats
-        return v2_stats(self.dir)
+        return counters.v2_stats(self.dir)
 
     def usage(self):
-        from .counters import v2_usage
-        return v2_usage(self.dir)
+        return counters.v2_usage(self.dir)
 
     def mount_in_container(self, target, opts, where):
-        from ..rootfs.mounts import bind_onto
         flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         try:
             if self.cgroupns:
                 sc.mount("cgroup2", target, "cgroup2", flags, None)
             else:
-                bind_onto(self.dir, target, flags)
+                mounts.bind_onto(self.dir, target, flags)
         except OSError as e:
             raise ConfigError(where, f"mounting cgroup2: {e.strerror}") from None
 
@@ -401,7 +399,6 @@ def _set_io_weight(d, dev, w, field):
 
 
 def _set_devices(d, rules, field):
-    from . import bpf
     bpf.attach_device_filter(d, rules, field)
 
 

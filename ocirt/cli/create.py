@@ -1,5 +1,6 @@
 from . import Flags, need_id
 from ..process import speed
+from ..lazy import lifecycle_create
 
 FLAGS = Flags({
     "bundle": (("b",), str, "."), "pid-file": ((), str, None),
@@ -12,9 +13,8 @@ FLAGS = Flags({
 def main(opts, argv, primer_fd=None):
     """`primer_fd`: the C front's cgroup primer (ocirt.main.from_front), or None."""
     speed.begin(opts, primer_fd)  # first: before the rest loads
-    from ..lifecycle.create import create
     o, pos = FLAGS.parse(argv, interspersed=True)
-    create(need_id(pos, "create"), o["bundle"], opts=opts, pid_file=o["pid-file"],
+    lifecycle_create.create(need_id(pos, "create"), o["bundle"], opts=opts, pid_file=o["pid-file"],
            console_socket=o["console-socket"], no_pivot=o["no-pivot"],
            no_new_keyring=o["no-new-keyring"], preserve_fds=o["preserve-fds"],
            pidfd_socket=o["pidfd-socket"])

@@ -2,6 +2,7 @@
 from ..errors import OcirtError
 from . import Flags
 from ..process import speed
+from ..lazy import lifecycle_exec
 
 FLAGS = Flags({
     "process": (("p",), str, None), "tty": (("t",), bool, False),
@@ -27,8 +28,7 @@ def main(opts, argv, primer_fd=None):
     gids = []
     for item in o["additional-gids"]:
         gids.extend(x for x in item.split(",") if x)
-    from ..lifecycle.exec import exec_process
-    return exec_process(pos[0], opts, args=pos[1:], process_file=o["process"],
+    return lifecycle_exec.exec_process(pos[0], opts, args=pos[1:], process_file=o["process"],
                         tty=o["tty"], detach=o["detach"], pid_file=o["pid-file"],
                         console_socket=o["console-socket"], env=o["env"], cwd=o["cwd"],
                         user=o["user"], additional_gids=gids, caps=o["cap"],

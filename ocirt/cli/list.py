@@ -5,6 +5,7 @@ from .. import jsonfast
 from ..errors import OcirtError
 from ..container import Container
 from . import Flags
+from ..lazy import pwd, state
 
 FLAGS = Flags({"format": (("f",), str, "table"), "quiet": (("q",), bool, False)})
 _JSON_ORDER = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
@@ -20,9 +21,8 @@ def main(opts, argv):
         # runc: a --root given that is not there is an error; the default may be missing
         raise OcirtError(f"--root {opts.root}: no such directory")
     if o["quiet"]:
-        from ..state import list_ids
         root = opts.state_root()
-        out.write("".join(cid + "\n" for cid in list_ids(root)
+        out.write("".join(cid + "\n" for cid in state.list_ids(root)
                           if os.path.exists(os.path.join(root, cid, "state.json"))))
         return
     items = Container.all(opts)
@@ -54,7 +54,6 @@ def _owner(root, cid):
     except OSError:
         uid = os.geteuid()
     if uid not in _names:
-        import pwd
         try:
             _names[uid] = pwd.getpwuid(uid).pw_name
         except KeyError:

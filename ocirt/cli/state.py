@@ -3,6 +3,7 @@ import sys
 from .. import jsonfast, status as S
 from ..container import Container
 from . import Flags, need_id
+from ..lazy import usage
 
 
 def main(opts, argv):
@@ -11,8 +12,7 @@ def main(opts, argv):
     out = c.oci_state()
     if out["status"] == S.STOPPED:
         # ocirt extension: the cgroup's final figures (live ones: events --stats)
-        from ..usage import usage
-        u = usage(c.state)
+        u = usage.usage(c.state)
         if u is not None:
             out["x-ocirt-usage"] = u
     sys.stdout.write(jsonfast.dumps(out, indent=2) + "\n")

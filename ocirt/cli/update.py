@@ -7,6 +7,7 @@ from ..errors import OcirtError
 from ..container import Container
 from ..lifecycle.update import ram_bytes
 from . import Flags, need_id
+from ..lazy import config
 
 FLAGS = Flags({
     "resources": (("r",), str, None),
@@ -58,9 +59,8 @@ def resources_from(o):
             raise OcirtError(f"--resources {src}: not valid JSON: {e}") from None
         if not isinstance(res, dict):
             raise OcirtError(f"--resources {src}: must be a JSON object (LinuxResources)")
-        from ..config import drop_nulls, fold_go_keys
-        drop_nulls(res)
-        fold_go_keys(res)
+        config.drop_nulls(res)
+        config.fold_go_keys(res)
     for flag, (sec, field, kind) in _MAP.items():
         v = o[flag]
         if v is None:

@@ -9,7 +9,9 @@ from ..log import _now
 from ..process import attrs
 from ..process.common import caller_fds, listen_fds as _listen_fds
 from ..process.launcher import InitContext, spawn
-from ..rootfs import idmap as _idmap
+from ..process import common
+from ..lazy import (hooks, idmap as _idmap, init, intelrdt, mempolicy, mounts, need, netdev,
+                    rootless_cgroup, seccomp, speed, terminal)
 
 
 def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pivot=False,
@@ -51,12 +53,11 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
     netdevs = _netdevices(ctx)
     rdt = _intelrdt(cfg, cid)  # checked against the host before anything is made
     # Everything init will need after pivot_root is imported now, before the fork.
-    from ..process import init  # noqa: F401
+    need(init)
     syscalls.impl()  # load the shim once here, not in each forked child
     pidfd_conn = None
     if pidfd_socket:  # before anything is made: a bad socket leaves nothing behind
-        from ..process.common import connect_unix
-        pidfd_conn = connect_unix(pidfd_socket, "--pidfd-socket")
+        pidfd_conn = common.connect_unix(pidfd_socket, "--pidfd-socket")
         ctx.close_in_child.append(pidfd_conn.fileno())
     c.make_dir()
     cg = listener = None
@@ -70,7 +71,6 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
             os.close(dirfd)
         listener.listen(1)
         if ctx.rootless:  # its cgroup set-up may fork (systemd)
-            from ..process import speed
             speed.before_fork()
         linux = cfg.get("linux") or {}
         hooks = cfg.get("hooks") or {}
@@ -90,8 +90,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         ctx.close_in_child.append(c._lockfd)
         ctx.state_for_hooks = lambda status="creating": _hook_state(c, status, ctx.init_pid)
         if proc.get("terminal"):
-            from ..terminal import connect_console
-            ctx.console_conn = console_receiver or connect_console(console_socket)
+            ctx.console_conn = console_receiver or terminal.connect_console(console_socket)
         if rdt is not None:  # its group made and its schemata written before the fork
             rdt.apply()
             c.state.intelrdt = rdt.to_state()
@@ -99,7 +98,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         # sets up what it may meanwhile (launcher.py).
         cg = _cgroup(cfg, cid, opts, ctx.rootless)
         ctx.cgroup = cg
-        if _idmap.needed(cfg, not ctx.rootless):  # after caller_fds was taken
+        if mounts.idmap_needed(cfg, not ctx.rootless):  # after caller_fds was taken
             ctx.idmap_fds = _idmap.prepare(cfg, bundle, rootfs, not ctx.rootless,
                                            ctx.detached_locked, ctx.idmap_late)
         init_pid = spawn(ctx, listener, on_intermediate=_placement(cg, rdt))
@@ -116,8 +115,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if pid_file:
             _write_pid_file(pid_file, init_pid)
         if pidfd_conn is not None:
-            from ..process.common import send_pidfd
-            send_pidfd(pidfd_conn, init_pid, "standard")
+            common.send_pidfd(pidfd_conn, init_pid, "standard")
             pidfd_conn = None
     except BaseException as e:
         if netdevs is not None:
@@ -138,8 +136,7 @@ def create(cid, bundle=".", root=None, pid_file=None, console_socket=None, no_pi
         if rdt is not None:
             rdt.remove(force=True)  # all this create made, a closID group too
         if not ctx.own_mount_ns:
-            from ..rootfs.mounts import unmount_below
-            unmount_below(rootfs, self_bind=_rootfs_self_bind(ctx))
+            mounts.unmount_below(rootfs, self_bind=_rootfs_self_bind(ctx))
         c.remove_dir()
         if oom:
             lim = (((cfg.get("linux") or {}).get("resources") or {}).get("memory")
@@ -188,17 +185,14 @@ def _prepare_security(ctx):
     linux = cfg.get("linux") or {}
     capabilities.parse((cfg.get("process") or {}).get("capabilities"), warn=True)
     if linux.get("seccomp"):
-        from ..seccomp import build_filter
-        ctx.seccomp = build_filter(linux["seccomp"])
+        ctx.seccomp = seccomp.build_filter(linux["seccomp"])
     if cfg.get("hooks"):
-        from ..hooks import Hooks
-        ctx.hooks = Hooks(cfg["hooks"])
+        ctx.hooks = hooks.Hooks(cfg["hooks"])
     attrs.check(cfg.get("process") or {})
     if "memoryPolicy" in linux:
-        from .. import mempolicy
         ctx.mempolicy = mempolicy.parse(linux["memoryPolicy"])
     if (cfg.get("process") or {}).get("terminal"):
-        from .. import terminal  # noqa: F401
+        need(terminal)
     # fds the caller leaked to us (not stdio, not preserved): init closes them first
     ctx.close_in_child.extend(caller_fds(3 + ctx.preserve_fds))
 
@@ -207,7 +201,6 @@ def _netdevices(ctx):
     """linux.netDevices checked now; moved by spawn once init's namespace exists."""
     if not (ctx.cfg.get("linux") or {}).get("netDevices"):
         return None
-    from .. import netdev
     mover = netdev.Mover(*netdev.check(ctx.cfg, ctx.rootless))
     ctx.on_netns = mover.move
     return mover
@@ -217,7 +210,6 @@ def _intelrdt(cfg, cid):
     rdt = (cfg.get("linux") or {}).get("intelRdt")
     if rdt is None:
         return None
-    from .. import intelrdt
     m = intelrdt.Manager(rdt, cid)
     m.validate()
     return m
@@ -240,8 +232,7 @@ def _placement(cg, rdt):
 
 def _cgroup(cfg, cid, opts, rootless=False):
     if rootless:  # a cgroup when one can be had; without one, no limit may be asked
-        from ..rootless_cgroup import setup_cgroup
-        return setup_cgroup(cfg, cid, systemd=opts.systemd_cgroup)
+        return rootless_cgroup.setup_cgroup(cfg, cid, systemd=opts.systemd_cgroup)
     return cgroups.setup(cfg, cid, systemd=opts.systemd_cgroup, defer=True)
 
 

@@ -5,6 +5,7 @@ import _signal as signal
 
 from .. import state as statemod, status as S
 from ..errors import ContainerNotFound, OcirtError
+from ..lazy import cgroups, hooks, intelrdt, lifecycle_query, mounts
 
 
 def delete(c, force=False):
@@ -34,12 +35,10 @@ def delete(c, force=False):
 def _kill_and_wait(st, status):
     cg = st.cgroup
     if cg:
-        from ..cgroups import restore
-        restore(cg).kill_all()  # thaws a paused container and kills every process in it
+        cgroups.restore(cg).kill_all()  # thaws a paused container and kills every process in it
     else:
         # rootless without a cgroup: init's descendants (its pid namespace dies with it)
-        from .query import container_pids
-        for pid in container_pids(st):
+        for pid in lifecycle_query.container_pids(st):
             if pid != st.pid:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -68,15 +67,11 @@ def destroy(c):
     poststop hooks, the record."""
     st = c.state
     if st.cgroup:
-        from ..cgroups import restore
-        restore(st.cgroup).destroy()
+        cgroups.restore(st.cgroup).destroy()
     if st.intelrdt:
-        from ..intelrdt import remove_state
-        remove_state(st.intelrdt)
+        intelrdt.remove_state(st.intelrdt)
     if st.host_mounts:
-        from ..rootfs.mounts import unmount_below
-        unmount_below(st.rootfs, self_bind=st.rootfs_bind)
+        mounts.unmount_below(st.rootfs, self_bind=st.rootfs_bind)
     if st.hooks_poststop:
-        from ..hooks import run_list_warn
-        run_list_warn(st.hooks_poststop, "poststop", st.oci(S.STOPPED))
+        hooks.run_list_warn(st.hooks_poststop, "poststop", st.oci(S.STOPPED))
     c.rec.remove_dir()

@@ -17,8 +17,11 @@ import time
 from .. import OCI_VERSION
 from .. import capabilities, config, status as S
 from ..errors import ConfigError, OcirtError
+from ..process import common
 from ..process.common import (caller_fds, listen_fds, reap_status as _reap,
                               wait_status as _wait_for)
+from ..lazy import (attrs, cgroups, container, intelrdt, jsonfast, lifecycle_create, mempolicy,
+                    need, process_exec, seccomp, stdsocket, syscalls, terminal)
 
 # process fields that, absent from a --process file, come from config.json
 _INHERITED = ("capabilities", "noNewPrivileges", "rlimits", "apparmorProfile",
@@ -46,7 +49,6 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
     base = cfg.get("process") or {}
     if process_file:
         where = "process"
-        from .. import jsonfast
         try:
             with open(process_file, "rb") as f:
                 raw = f.read()
@@ -72,7 +74,6 @@ def build_process(cfg, process_file=None, args=(), tty=False, env=(), cwd=None, 
         where = "process"
         if not args:
             raise OcirtError("exec args cannot be empty")
-        from .. import jsonfast  # a deep copy of JSON data (the copy module costs ~2 ms)
         proc = jsonfast.loads(jsonfast.dumps(base))
         proc["args"] = list(args)
         proc["terminal"] = bool(tty)
@@ -130,10 +131,8 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
                  apparmor=None, process_label=None, ignore_paused=False, sub_cgroups=(),
                  pidfd_socket=None):
     if pid_file:
-        from .create import check_pid_file
-        check_pid_file(pid_file)
-    from ..container import Container
-    c = Container.load(opts, cid)
+        lifecycle_create.check_pid_file(pid_file)
+    c = container.Container.load(opts, cid)
     st = c.state
     if ignore_paused and c.status() == S.PAUSED:
         _wait_resumed(c)
@@ -159,53 +158,44 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
         raise OcirtError("--console-socket given but the process has no terminal "
                          "(use --tty)")
 
-    from ..process import attrs, common  # noqa: F401 - everything the child uses, loaded now
-    from ..process.exec import ExecContext, spawn
+    need(attrs)  # everything the child uses, loaded now (process.common is already)
     attrs.check(proc, where)
     capabilities.parse(proc.get("capabilities"), f"{where}.capabilities", warn=True)
     linux = cfg.get("linux") or {}
-    ctx = ExecContext(proc, st.pid, [n["type"] for n in linux.get("namespaces") or []],
+    ctx = process_exec.ExecContext(proc, st.pid, [n["type"] for n in linux.get("namespaces") or []],
                       where)
     ctx.init_start = st.init_start
     ctx.preserve_fds = preserve_fds + listen_fds()
     ctx.close_in_child = caller_fds(3 + ctx.preserve_fds)
     if linux.get("seccomp"):
-        from ..seccomp import build_filter
-        ctx.seccomp = build_filter(linux["seccomp"])
+        ctx.seccomp = seccomp.build_filter(linux["seccomp"])
     ctx.personality = linux.get("personality")
     if linux.get("memoryPolicy"):  # exec'd processes get the container's policy too
-        from .. import mempolicy
         ctx.mempolicy = mempolicy.parse(linux["memoryPolicy"])
     mine = None
     if proc.get("terminal"):
-        from ..terminal import connect_console
+        need(terminal)  # the child hands the pty over inside the container's mounts
         if console_socket:
-            ctx.console_conn = connect_console(console_socket)
+            ctx.console_conn = terminal.connect_console(console_socket)
         else:
-            import socket
-            mine, ctx.console_conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            mine, ctx.console_conn = stdsocket.socketpair(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
             ctx.relay_terminal = True
     if not detach:
-        from .. import syscalls as sc
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us
     cg = st.cgroup
     sub = None
     if sub_cgroups:
-        from .. import cgroups
         sub = cgroups.sub_cgroups(list(sub_cgroups))
         if not cg:
             raise OcirtError(f"--cgroup: container {cid} has no cgroup")
     pidfd_conn = None
     if pidfd_socket:
-        from ..process.common import connect_unix
-        pidfd_conn = connect_unix(pidfd_socket, "--pidfd-socket")
+        pidfd_conn = common.connect_unix(pidfd_socket, "--pidfd-socket")
 
     def on_joiner(pid):
         if cg:
-            from ..cgroups import restore
-            restore(cg).join(pid, sub)
+            cgroups.restore(cg).join(pid, sub)
         if st.intelrdt:  # exec'd processes share the container's RDT group
-            from .. import intelrdt
             intelrdt.add_exec_pid(st.intelrdt, pid)
         attrs.reset_affinity(pid)  # after the cpuset join, which sets its own
         attrs.set_affinity(pid, proc, "initial", where)
@@ -227,7 +217,7 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
             old[s] = signal.signal(s, on_signal)
     try:
         ctx.open_namespaces()
-        pid = spawn(ctx, on_joiner, on_seccomp_fd)
+        pid = process_exec.spawn(ctx, on_joiner, on_seccomp_fd)
     except BaseException:
         for s, h in old.items():
             signal.signal(s, h)
@@ -239,15 +229,12 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
         raise
     master = None
     if mine is not None:
-        from ..terminal import recv_master
-        master = recv_master(mine, block=False)
+        master = terminal.recv_master(mine, block=False)
         mine.close()
     if pid_file:
-        from .create import _write_pid_file
-        _write_pid_file(pid_file, pid)
+        lifecycle_create._write_pid_file(pid_file, pid)
     if pidfd_conn is not None:
-        from ..process.common import send_pidfd
-        send_pidfd(pidfd_conn, pid, "setns")
+        common.send_pidfd(pidfd_conn, pid, "setns")
     if detach:
         return 0
     target.append(pid)
@@ -255,9 +242,8 @@ def exec_process(cid, opts=None, args=(), process_file=None, tty=False, detach=F
         _forward(pid, num)
     try:
         if master is not None:
-            from ..terminal import relay
             try:
-                return relay(master, lambda: _reap(pid))
+                return terminal.relay(master, lambda: _reap(pid))
             finally:
                 os.close(master)
         return _wait_for(pid)

@@ -4,6 +4,7 @@ import _signal
 
 from .. import rules, state as statemod, status as S
 from ..errors import OcirtError
+from ..lazy import cgroups, lifecycle_query
 
 
 def parse_signal(sig):
@@ -24,22 +25,19 @@ def kill(c, sig=_signal.SIGTERM, all_processes=False):
     if num == _signal.SIGKILL and st.cgroup and not st.own_pid_namespace():
         # no pid namespace of its own: init's death takes nothing with it, so every
         # process in its cgroup gets the SIGKILL, init gone or not (as runc does)
-        from ..cgroups import restore
-        restore(st.cgroup).kill_all()
+        cgroups.restore(st.cgroup).kill_all()
         return
     if status == S.STOPPED and all_processes:
         return  # runc: --all of a stopped container is no error (nothing to signal)
     c.require(S.KILL)
     if all_processes and st.cgroup:
-        from ..cgroups import restore
-        restore(st.cgroup).signal_all(num)
+        cgroups.restore(st.cgroup).signal_all(num)
         return
     if all_processes:
         # no cgroup (rootless without a delegated one): init's pid namespace, or
         # init and its descendants
-        from .query import container_pids
         signal_init(st, num)
-        for pid in container_pids(st):
+        for pid in lifecycle_query.container_pids(st):
             if pid != st.pid:
                 try:
                     os.kill(pid, num)
@@ -49,9 +47,8 @@ def kill(c, sig=_signal.SIGTERM, all_processes=False):
     signal_init(st, num)
     if num == _signal.SIGKILL and status == S.PAUSED and st.cgroup:
         # a frozen process dies only once thawed (cgroup v1): thaw it, as runc does
-        from ..cgroups import restore
         try:
-            restore(st.cgroup).thaw()
+            cgroups.restore(st.cgroup).thaw()
         except OSError:
             pass
 

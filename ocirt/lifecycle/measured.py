@@ -113,7 +113,6 @@ def _wait(pid, pidfd, deadline):
 def _kill_all(st, pid):
     cg = st.cgroup
     if cg:
-        from ..cgroups import restore
         try:
             restore(cg).kill_all()
         except (OSError, OcirtError):

@@ -2,6 +2,7 @@
 import os
 
 from .. import status as S
+from ..lazy import cgroups
 
 
 def state(c):
@@ -20,8 +21,7 @@ def container_pids(st):
     pid namespace (or init and its descendants when it has none of its own)."""
     cg = st.cgroup
     if cg:
-        from ..cgroups import restore
-        return restore(cg).pids()
+        return cgroups.restore(cg).pids()
     init = st.pid
     try:
         init_ns = os.stat(f"/proc/{init}/ns/pid").st_ino

@@ -12,6 +12,7 @@ from ..container import options_of
 from .create import create
 from ..process.common import reap_status as _reap, wait_status as _wait_for
 from .start import start
+from ..lazy import terminal, usage
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
               signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
@@ -44,8 +45,7 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
             except BlockingIOError:
                 pass
             if master is not None:  # the caller's size, before the process runs
-                from ..terminal import copy_size
-                copy_size(0, master)
+                terminal.copy_size(0, master)
     finally:
         for s in (mine, receiver):
             if s is not None:
@@ -70,9 +70,8 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         old[s] = signal.signal(s, lambda num, _f: _forward(pid, num))
     try:
         if master is not None:
-            from ..terminal import relay
             try:
-                status = relay(master, lambda: _reap(pid))
+                status = terminal.relay(master, lambda: _reap(pid))
             finally:
                 os.close(master)
         else:
@@ -81,8 +80,7 @@ def run(cid, bundle=".", root=None, detach=False, keep=False, pid_file=None,
         for s, h in old.items():
             signal.signal(s, h)
     if usage_file:  # start to exit, in s
-        from ..usage import write_report
-        write_report(usage_file, cid, opts, status, monotonic() - t0)
+        usage.write_report(usage_file, cid, opts, status, monotonic() - t0)
     if on_exit is not None:
         on_exit(status)
     if not keep:

@@ -6,6 +6,7 @@ import select
 
 from .. import rules, state as statemod, status as S
 from ..errors import OcirtError, WrongState
+from ..lazy import hooks, lifecycle_delete
 
 
 def start(c, start_error=None, start_stopped=False):
@@ -33,13 +34,12 @@ def start(c, start_error=None, start_stopped=False):
     s.close()
     if err:
         _start_failed(c, err)
-    hooks = c.state.hooks_poststart
-    if hooks:
+    poststart = c.state.hooks_poststart
+    if poststart:
         # runtime.md step 9: a failed poststart hook is an error; the container is
         # stopped and destroyed (step 12)
-        from ..hooks import Hooks
         try:
-            Hooks({"poststart": hooks}).run("poststart", c.oci_state())
+            hooks.Hooks({"poststart": poststart}).run("poststart", c.oci_state())
         except OcirtError as e:
             _start_failed(c, str(e).encode())
 
@@ -81,10 +81,9 @@ def _stopped_error(c):
 def _start_failed(c, err):
     """init could not exec (a startContainer hook failed, ...): it exits; the
     container is destroyed as the lifecycle says (runtime.md, step 12)."""
-    from .delete import _kill_and_wait, destroy
     try:
-        _kill_and_wait(c.state, S.CREATED)
-        destroy(c)
+        lifecycle_delete._kill_and_wait(c.state, S.CREATED)
+        lifecycle_delete.destroy(c)
     except OcirtError:
         pass
     printed = err.startswith(b"\x01")  # init put it on the container's stderr already

@@ -4,6 +4,7 @@ import re
 from .. import status as S
 from ..errors import OcirtError
 from ..cgroups import restore
+from ..lazy import intelrdt
 
 _UNIT = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$", re.I)
 _MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -28,7 +29,6 @@ def update(c, resources, l3_cache_schema=None, mem_bw_schema=None):
         raise OcirtError(f"container {c.id} has no cgroup")
     rdt = None
     if l3_cache_schema or mem_bw_schema:  # refused before anything changes
-        from .. import intelrdt
         rdt = intelrdt.update_container(c.state.intelrdt, c.id, l3_cache_schema,
                                         mem_bw_schema)
         old = rdt.update(l3_cache_schema, mem_bw_schema)

@@ -10,6 +10,7 @@ import _socket as socket  # the C module: `socket` imports selectors and enum
 
 from .. import jsonfast, syscalls as sc
 from ..errors import ConfigError, OcirtError
+from ..lazy import log, stdsocket
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
@@ -158,11 +159,10 @@ def connect_unix(path, flag):
 def send_pidfd(conn, pid, name):
     """--pidfd-socket: a pidfd of the container's process over the socket, with SCM_RIGHTS
     (the name is runc's: "standard" for init, "setns" for exec), then close it."""
-    import socket
     fd = os.pidfd_open(pid)
-    s = socket.socket(fileno=conn.detach())
+    s = stdsocket.socket(fileno=conn.detach())
     try:
-        socket.send_fds(s, [name.encode()], [fd])
+        stdsocket.send_fds(s, [name.encode()], [fd])
     except OSError as e:
         raise OcirtError(f"--pidfd-socket: cannot send the pidfd: {e.strerror}") from None
     finally:
@@ -220,8 +220,7 @@ class Channel:
                 return msg
             if msg["type"] == "error":
                 raise OcirtError(msg["message"])
-            from ..log import LOG
-            LOG.debug(msg["msg"])
+            log.LOG.debug(msg["msg"])
 
     def send_fd(self, type_, fd, **fields):
         """A message with one fd attached (SCM_RIGHTS)."""

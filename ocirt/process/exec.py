@@ -25,6 +25,7 @@ from . import finalize  # the steps from oomScoreAdj to execve, shared with init
 from .common import Channel, ChildError, kill_and_reap, reap
 from . import speed
 from ..log import LOG
+from ..lazy import seccomp, state, terminal
 
 # setns order: user first (it decides what the others may do), mount last (it
 # changes our root and cwd).
@@ -53,7 +54,6 @@ class ExecContext:
     def open_namespaces(self):
         """Open init's namespace files (types the container has); check init is
         still the same process afterwards."""
-        from ..state import process_alive
         order = _ORDER
         if "user" in self.namespaces and _host_root():
             # with the host's privileges first, then the user namespace: a namespace
@@ -69,7 +69,7 @@ class ExecContext:
                 raise OcirtError(f"cannot open the container's {t} namespace: "
                                  f"{e.strerror}") from None
             self.ns_fds.append((t, fd))
-        if not process_alive(self.init_pid, self.init_start):
+        if not state.process_alive(self.init_pid, self.init_start):
             self.close()
             raise OcirtError("container not running")
         if "user" in self.namespaces:
@@ -136,8 +136,7 @@ def spawn(ctx, on_joiner=None, on_seccomp_fd=None):
             if kind == "pid":
                 proc_pid = msg["pid"]
             elif kind == "seccomp-fd":
-                from ..seccomp import recv_notify_fd
-                fd = recv_notify_fd(msg)
+                fd = seccomp.recv_notify_fd(msg)
                 if on_seccomp_fd is not None:
                     on_seccomp_fd(fd, proc_pid)
                 else:
@@ -209,10 +208,9 @@ class ExecPlan(finalize.Plan):
         proc, ctx = self.proc, self.ctx
         if not proc.get("terminal"):
             return
-        from ..terminal import hand_over  # loaded by the parent
         os.setsid()
         # `ocirt exec -t` without --console-socket relays the caller's terminal
-        hand_over(ctx.console_conn, proc, f"{self.where}.consoleSize", ctx.relay_terminal,
+        terminal.hand_over(ctx.console_conn, proc, f"{self.where}.consoleSize", ctx.relay_terminal,
                   caller_size=True)
 
     def before_filter(self, argv0):

@@ -67,6 +67,7 @@ from ..errors import ConfigError, OcirtError
 from . import attrs
 from .common import close_on_exec_but, enter_cwd, environ, exec_error, resolve_exe
 from .common import set_rlimits, try_chdir
+from ..lazy import mempolicy
 
 RLIMIT_HINT = " (raising a hard limit needs CAP_SYS_RESOURCE)"
 
@@ -138,7 +139,6 @@ def finalize(plan):
     set_rlimits(proc.get("rlimits"), w, RLIMIT_HINT)
     # F3: the memory policy last of the process attributes: it is kept through execve
     if plan.mempolicy is not None:
-        from .. import mempolicy  # loaded by the parent before the fork
         mempolicy.apply(plan.mempolicy)
 
     # F4: the user. cwd first as root: a directory only root may enter is still

@@ -16,7 +16,7 @@ from ..errors import ConfigError, OcirtError
 from ..rootfs import devices, mounts
 from . import attrs, finalize  # everything the finalize sequence uses, loaded before the fork
 from .common import exec_error
-from ..rootfs import idmap
+from ..lazy import idmap  # only with idmapped mounts: create has loaded it then
 
 
 def run_init(ctx, chan, exec_listener):

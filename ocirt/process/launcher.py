@@ -26,7 +26,7 @@ from ..errors import OcirtError
 from .common import Channel, ChildError, kill_and_reap, reap
 from . import speed
 from ..log import LOG
-from ..rootfs import idmap
+from ..lazy import attrs, idmap, init, mounts, rootless, rootless_cgroup, seccomp, terminal, userns
 
 
 class InitContext:
@@ -77,13 +77,11 @@ class InitContext:
 
     def mount_cgroup(self, target, opts, where):
         if self.rootless:
-            from ..rootless_cgroup import mount_cgroup
-            return mount_cgroup(self, target, opts, where)
+            return rootless_cgroup.mount_cgroup(self, target, opts, where)
         self.cgroup.mount_in_container(target, opts, where)
 
     def setup_terminal(self):
-        from ..terminal import setup_console
-        setup_console(self)
+        terminal.setup_console(self)
 
 
 def spawn(ctx, exec_listener, on_intermediate=None):
@@ -125,7 +123,6 @@ def spawn(ctx, exec_listener, on_intermediate=None):
         try:
             if on_intermediate is not None:
                 on_intermediate(pid or init_pid)
-            from . import attrs
             attrs.reset_affinity(pid or init_pid)  # after the cgroup placement (cpuset)
             speed.placed()
             parent.send("go")
@@ -171,8 +168,7 @@ def spawn(ctx, exec_listener, on_intermediate=None):
                     ctx.hooks.run(msg["phase"], ctx.state_for_hooks())
                 parent.send("hooks-done", pid=init_pid)
             elif kind == "seccomp-fd":
-                from ..seccomp import recv_notify_fd
-                ctx.seccomp.send_to_listener(recv_notify_fd(msg), ctx.state_for_hooks(),
+                ctx.seccomp.send_to_listener(seccomp.recv_notify_fd(msg), ctx.state_for_hooks(),
                                              init_pid)
             elif kind == "ready":
                 return init_pid
@@ -210,9 +206,8 @@ def _idmap_for_init(ctx, chan, init_pid, index):
             fd = os.open(f"/proc/{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             sc.setns(fd, NAMESPACES["mount"][0])
             m = (ctx.cfg.get("mounts") or [])[index]
-            from ..rootfs.mounts import parse_options
             where = f"mounts[{index}]"
-            tree = idmap.idmap_now(m, ctx.bundle, parse_options(m.get("options"), where),
+            tree = idmap.idmap_now(m, ctx.bundle, mounts.parse_options(m.get("options"), where),
                                    ctx.idmap_late[index], where)
             chan.send_fd("idmap-fd", tree)
             code = 0
@@ -229,9 +224,8 @@ def _idmap_for_init(ctx, chan, init_pid, index):
 
 def _report(chan, e):
     try:
-        from ..errors import OcirtError as _E
-        msg = str(e) if isinstance(e, _E) else f"{type(e).__name__}: {e}"
-        if isinstance(e, OSError) and not isinstance(e, _E):
+        msg = str(e) if isinstance(e, OcirtError) else f"{type(e).__name__}: {e}"
+        if isinstance(e, OSError) and not isinstance(e, OcirtError):
             msg = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
         chan.send("error", message=msg)
     except Exception:  # noqa: BLE001 - the parent sees EOF instead
@@ -251,8 +245,7 @@ def _intermediate(ctx, chan, exec_listener):
         try:
             sc.unshare(sc.CLONE_NEWUSER)
         except OSError as e:
-            from ..rootless import unshare_error
-            raise OcirtError(unshare_error(e)) from None
+            raise OcirtError(rootless.unshare_error(e)) from None
         sc.prctl(sc.PR_SET_DUMPABLE, 1)  # so an unprivileged parent may write our maps
         chan.send("userns")
         # init (forked below) must know: it may then not call setgroups
@@ -272,9 +265,8 @@ def _intermediate(ctx, chan, exec_listener):
             sc.prctl(sc.PR_SET_DUMPABLE, 0)
     pid = os.fork()
     if pid == 0:
-        from .init import run_init
         try:
-            run_init(ctx, chan, exec_listener)
+            init.run_init(ctx, chan, exec_listener)
         except BaseException as e:  # noqa: BLE001
             _report(chan, e)
         os._exit(1)
@@ -313,8 +305,7 @@ def _init_directly(ctx, chan, exec_listener):
         chan.expect("go")
         _join(ctx)
         _unshare(ctx.new_ns - {"pid"})
-    from .init import run_init
-    run_init(ctx, chan, exec_listener)  # execs or raises
+    init.run_init(ctx, chan, exec_listener)  # execs or raises
 
 
 def _placed(ctx, chan, later):
@@ -408,5 +399,4 @@ def _write_time_offsets(offsets):
 
 
 def _write_id_maps(ctx, pid):
-    from ..userns import write_maps
-    ctx.setgroups_denied = write_maps(ctx.cfg, pid)
+    ctx.setgroups_denied = userns.write_maps(ctx.cfg, pid)

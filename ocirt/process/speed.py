@@ -17,6 +17,7 @@ them, and why each is worth it, are here only:
 """
 import os
 import _thread
+from ..lazy import _bundle
 
 
 def begin(opts, primer_fd=None):
@@ -30,7 +31,6 @@ def before_fork(stays=False):
     outlives this process (init), so the bundle goes first."""
     wait()
     if stays:
-        from .. import _bundle
         _bundle.release()
 
 

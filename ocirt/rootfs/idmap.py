@@ -23,30 +23,11 @@ import os
 
 from .. import syscalls as sc
 from ..errors import ConfigError
-from .mounts import is_bind
-from .mounts import parse_options
-
-
-def wanted(m):
-    return bool(m.get("uidMappings") or m.get("gidMappings")) or any(
-        o in ("idmap", "ridmap") for o in m.get("options") or [])
+from .mounts import idmap_wanted as wanted, is_bind, new_userns as _new_userns, parse_options
 
 
 def _map_text(entries):
     return "".join(f"{e['containerID']} {e['hostID']} {e['size']}\n" for e in entries)
-
-
-def needed(cfg, binds=True):
-    """Whether prepare() has anything to do for this config (`binds`: the caller may
-    clone mounts, i.e. it is not rootless)."""
-    ms = cfg.get("mounts") or []
-    return any(wanted(m) for m in ms) or (binds and _new_userns(cfg)
-                                          and any(_is_bind(m) for m in ms))
-
-
-def _new_userns(cfg):
-    return any(n.get("type") == "user" and not n.get("path")
-               for n in (cfg.get("linux") or {}).get("namespaces") or [])
 
 
 def _is_bind(m):
@@ -55,7 +36,7 @@ def _is_bind(m):
 
 def prepare(cfg, bundle, rootfs, binds=True, locked=None, late=None):
     """{mount index: fd of its detached (idmapped) tree}; the caller closes them once
-    init has its copies. Every failure names the mount. `binds`: as for needed().
+    init has its copies. Every failure names the mount. `binds`: as for mounts.idmap_needed().
     `locked` (a dict) gets, for each plain bind cloned, the flags its source has that
     the kernel would have locked in a copied namespace (mounts.do_mount keeps them).
     `late` (a dict) gets, for an idmapped source inside the rootfs, the fd of the

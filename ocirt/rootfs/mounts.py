@@ -130,6 +130,25 @@ def is_bind(m):
     return parse_options(m.get("options")).is_bind or m.get("type") == "bind"
 
 
+def idmap_wanted(m):
+    return bool(m.get("uidMappings") or m.get("gidMappings")) or any(
+        o in ("idmap", "ridmap") for o in m.get("options") or [])
+
+
+def idmap_needed(cfg, binds=True):
+    """Whether rootfs/idmap.prepare() has anything to do for this config (`binds`: the
+    caller may clone mounts, i.e. it is not rootless); here, so that a config without
+    idmapped mounts does not load that module."""
+    ms = cfg.get("mounts") or []
+    return any(idmap_wanted(m) for m in ms) or (binds and new_userns(cfg)
+                                                and any(is_bind(m) for m in ms))
+
+
+def new_userns(cfg):
+    return any(n.get("type") == "user" and not n.get("path")
+               for n in (cfg.get("linux") or {}).get("namespaces") or [])
+
+
 _BEFORE_PLACEMENT = frozenset(("", "proc", "sysfs", "tmpfs", "devpts", "mqueue"))
 
 
