@@ -6,7 +6,8 @@ as the entry script starts it (python -I -S, the module bundle).
 
     .venv/bin/python bench/phases.py [N]          # needs root and build/bench/bundle-true
 
-The init's own work overlaps `spawn` (it runs meanwhile in its own process). Start the
+The init's own work overlaps `spawn` (it runs meanwhile in its own process). The
+cgroup primer (process/speed.py) is started first thing, as the C front would. Start the
 bench once first (`bench/run.py --quick --sections latency`) for the bundle.
 """
 import glob
@@ -31,6 +32,9 @@ sys.argv = ["ocirt", "--root", root, "run", "-b", bundle, cid]
 sys.argv[0] = "ocirt"
 from ocirt._bundle import install
 install(repo + "/.venv/lib/ocirt-modules.bundle"); mark("bundle installed")
+# the C front starts the cgroup primer before Python; without the front it is a thread
+# that spawn would wait for: start it here, as early as the front's would be
+from ocirt.process import speed; speed.prime()
 import ocirt.main, ocirt.cli.run, ocirt.lifecycle.run as lr, ocirt.process.init
 mark("imports")
 from ocirt import config, state, syscalls
