@@ -45,7 +45,7 @@ build/vm/stamp: tests/vm/setup.sh tests/vm/mkinitramfs.py tests/vm/init.sh tests
 
 venv: $(OCIRT)
 
-$(OCIRT): build/.core-deps pyproject.toml setup.py ocirt/_shim/shim.c ocirt/_shim/build.py ocirt/_shim/front.c ocirt/rules.py ocirt/status.py ocirt/_launcher.py
+$(OCIRT): build/.core-deps pyproject.toml setup.py ocirt/_shim/shim.c ocirt/_shim/build.py $(wildcard ocirt/_shim/front/*.c ocirt/_shim/front/*.h) ocirt/rules.py ocirt/status.py ocirt/_launcher.py
 	test -x $(VENV)/bin/python && $(VENV)/bin/python -c 'import sys; sys.exit(sys.base_prefix != "/usr")' \
 	  || { rm -rf $(VENV); $(PY) -m venv $(VENV); }
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,4 +1,4 @@
-"""Write the `ocirt` command: the C front (ocirt/_shim/front.c) built for this
+"""Write the `ocirt` command: the C front (ocirt/_shim/front/) built for this
 install, and beside it `ocirt-py`, the Python runtime's entry script, which the
 front execs for everything it does not serve itself.
 
@@ -11,7 +11,10 @@ import subprocess
 import sys
 import sysconfig
 
-FRONT_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_shim", "front.c")
+SHIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_shim")
+FRONT_DIR = os.path.join(SHIM_DIR, "front")
+FRONT_C = [os.path.join(FRONT_DIR, n) for n in ("main.c", "json.c", "record.c", "cgroup.c",
+                                                "verbs.c")]
 
 
 def script(paths, argv0=None, bundle=None):
@@ -45,10 +48,12 @@ def _install(path, text=None):
 
 
 def build_front(dest, py_script):
-    """Compile front.c into dest (static when libc.a is there). False if no compiler."""
+    """Compile the front (FRONT_C, with front.h beside them and rules.h in SHIM_DIR)
+    into dest (static when libc.a is there). False if no compiler."""
     cc = os.environ.get("CC", "cc")
     tmp = dest + ".tmp"
-    base = [cc, "-O2", "-Wall", "-s", f"-DOCIRT_PY=\"{py_script}\"", "-o", tmp, FRONT_C]
+    base = [cc, "-O2", "-Wall", "-s", f"-DOCIRT_PY=\"{py_script}\"", f"-I{SHIM_DIR}", "-o", tmp,
+            *FRONT_C]
     for extra in (["-static"], []):
         try:
             r = subprocess.run(base + extra, capture_output=True, text=True)

@@ -140,7 +140,7 @@ def main(argv=None):
 
 
 def from_front(environ):
-    """What the C front (ocirt/_shim/front.c) did before it exec'd Python, taken out of
+    """What the C front (ocirt/_shim/front/) did before it exec'd Python, taken out of
     `environ` (an exec boundary: the environment is the only way across; read here
     only, and removed so that no hook or container process inherits it):
 

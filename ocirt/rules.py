@@ -1,4 +1,4 @@
-"""The rules the C front (ocirt/_shim/front.c) and Python must agree on, defined once.
+"""The rules the C front (ocirt/_shim/front/) and Python must agree on, defined once.
 
 `ocirt/_shim/build.py` generates `rules.h` for the front from this module at build
 time (`header()`), so the two cannot drift; tests/unit/test_rules.py checks the front

@@ -7,7 +7,7 @@ written here only.
 <root>/<id>/exec.sock    exists while the init waits for `start` (status created)
 The directory itself is the per-container lock (flock).
 
-The C front (ocirt/_shim/front.c) reads the same state.json; the layout it relies on
+The C front (ocirt/_shim/front/) reads the same state.json; the layout it relies on
 is written down once in ocirt/rules.py (LAYOUT) and checked by tests/unit/test_rules.py.
 """
 import fcntl

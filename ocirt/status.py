@@ -1,8 +1,8 @@
 """A container's status and what each verb may do in it: the one place both rules live.
 
 Status is derived, never stored: the questions are asked in `ORDER` (the C front,
-ocirt/_shim/front.c, asks the same ones in the same order from the same state file:
-tests/unit/test_rules.py feeds both the same fixtures).
+ocirt/_shim/front/record.c, asks the same ones in the same order from the same
+state file: tests/unit/test_rules.py feeds both the same fixtures).
 
 Plain string constants rather than `enum.Enum`: importing enum costs ~4 ms of every
 command's start on a quiet machine (15 ms loaded, `python -X importtime`), more than

@@ -4,12 +4,12 @@
 The shim holds the syscalls CPython 3.11 lacks. Every function returns -errno on
 failure (never sets Python errno), so callers turn the result into OSError.
 
-rules.h: front.c (`#include "rules.h"`, found beside it) takes the id rule, the
-signal table, the default root, the file names and the state.json layout from
-`ocirt.rules.header()`. It is written whenever this file runs -- setup.py's
-cffi_modules executes it at the start of every `pip install` (so before
-ocirt/_launcher.py compiles front.c), or `python ocirt/_shim/build.py --rules-h` --
-and only rewritten when its text changes.
+rules.h: the C front (ocirt/_shim/front/: front.h's `#include "rules.h"`, found
+in this directory through the build's -I) takes the id rule, the signal table, the
+default root, the file names and the state.json layout from `ocirt.rules.header()`.
+It is written whenever this file runs -- setup.py's cffi_modules executes it at the
+start of every `pip install` (so before ocirt/_launcher.py compiles the front), or
+`python ocirt/_shim/build.py --rules-h` -- and only rewritten when its text changes.
 """
 import os
 import sys

@@ -53,7 +53,7 @@ def placed():
 # cgroup it is in, which moves nothing (no attach callback runs) but starts that
 # grace period. Every failure is ignored (timing only). Root only (an unprivileged
 # caller can't open the file), and not with the systemd driver (its set-up forks).
-# The C front (ocirt/_shim/front.c) forks a primer process before Python starts,
+# The C front (ocirt/_shim/front/) forks a primer process before Python starts,
 # which writes again every 3 ms until we close the pipe it gave us
 # (OCIRT_PRIMER_FD, read by ocirt.main.from_front): no thread is needed then.
 

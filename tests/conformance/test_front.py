@@ -1,4 +1,4 @@
-"""The C front (ocirt/_shim/front.c): state, kill, start and delete served without
+"""The C front (ocirt/_shim/front/): state, kill, start and delete served without
 Python must be indistinguishable from the Python runtime (OCIRT_FRONT=0), and every
 case it does not serve must reach Python with the same argv.
 
@@ -382,7 +382,7 @@ def _gone(pid):
 
 
 def test_create_run_and_exec_start_a_primer_that_ends_with_their_cgroup_writes(ocirt):
-    """The verbs that move a process into a cgroup fork a primer (front.c,
+    """The verbs that move a process into a cgroup fork a primer (front/main.c,
     start_primer) that Python ends once its writes are done: it is gone well
     before its own limit (100 rounds of 3 ms), and neither its variable nor its
     fd reach the container."""
